@@ -1,0 +1,289 @@
+"""The MLX reward core: pattern codes for word arrays, candidate partitions and entropy.
+
+Pattern codes (see `wordle_mlx.game`): base 3, position i worth 3**i, X=0 Y=1 G=2, 0..242.
+
+`pattern_codes(guesses, answers)` computes the (G, A) uint8 code matrix with one elementwise
+kernel, unrolled over the 5x5 letter positions and fused by `mx.compile`:
+
+    green[i]  = g[i] == a[i]
+    avail[i]  = sum_k (g[i] == a[k]) & ~green[k]      # copies of g[i] in the secret not matched by a green
+    used[i]   = sum_{j<i} (g[i] == g[j]) & ~green[j]  # earlier non-green copies of g[i] in the guess
+    yellow[i] = ~green[i] & (avail[i] > used[i])      # the two-pass rule, left to right
+    code      = sum_i (2*green[i] + yellow[i]) * 3**i
+
+Every term is a (G, A) broadcast of a (G, 1) guess column against a (1, A) answer column, so the
+compiled kernel never materialises a (G, A, 5, 5) tensor; guesses are processed in chunks.
+
+The full table (12,972 allowed guesses x 2,315 answers, uint8, 30 MB) is computed once by
+`python -m scripts.calculate_word_entropy` and saved as `pattern_table.npy` (+ a `.json` sidecar
+with the word-list fingerprints) in `$WORDLE_MLX_HOME` (default `~/.cache/wordle_mlx`).
+`load_pattern_table()` memory-maps it, and computes (and saves) it when absent or stale, saying so.
+
+Entropy of a guess over candidates C with prior w (uniform by default):
+    P_k = sum_{c in C, code(guess, c) = k} w_c / sum_{c in C} w_c,   H = -sum_k P_k log2 P_k
+Partition counts are a scatter-add of the (G, C) codes into (G, 243) bins.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+import mlx.core as mx
+
+from wordle_mlx import words as wordlists
+from wordle_mlx.game import NUM_PATTERNS, WORD_LENGTH, History, feedback_to_code
+
+TABLE_FILE = "pattern_table.npy"
+OPENERS_FILE = "opener_entropy.tsv"
+TABLE_FORMAT = "wordle-mlx pattern table v1: uint8[allowed, answers], code = sum (X0/Y1/G2) * 3**i"
+_POWERS = (1, 3, 9, 27, 81)
+
+
+def data_home() -> Path:
+    """Cache directory for computed data and converted models: $WORDLE_MLX_HOME or ~/.cache/wordle_mlx."""
+    home = os.environ.get("WORDLE_MLX_HOME")
+    return Path(home).expanduser() if home else Path.home() / ".cache" / "wordle_mlx"
+
+
+def encode_words(words: Sequence[str]) -> np.ndarray:
+    """Words -> (N, 5) uint8 letter indices 0..25. Raises ValueError on a non 5-letter a-z word."""
+    words = [w.lower() for w in words]
+    for w in words:
+        if len(w) != WORD_LENGTH or not (w.isascii() and w.isalpha()):
+            raise ValueError(f"words: expected {WORD_LENGTH} letters a-z each, got {w!r}")
+    joined = "".join(words)
+    return (np.frombuffer(joined.encode("ascii"), dtype=np.uint8) - ord("a")).reshape(-1, WORD_LENGTH)
+
+
+def _codes_kernel(g: mx.array, a: mx.array) -> mx.array:
+    """g: (G, 5) letters, a: (A, 5) letters -> (G, A) uint8 pattern codes."""
+    gi = [g[:, i : i + 1] for i in range(WORD_LENGTH)]  # (G, 1) each
+    ak = [a[None, :, k] for k in range(WORD_LENGTH)]  # (1, A) each
+    green = [gi[i] == ak[i] for i in range(WORD_LENGTH)]  # (G, A) bool each
+    not_green = [mx.logical_not(x) for x in green]
+    code = None
+    for i in range(WORD_LENGTH):
+        avail = sum(((gi[i] == ak[k]) & not_green[k]).astype(mx.uint8) for k in range(WORD_LENGTH))
+        used = sum((((gi[i] == gi[j]) & not_green[j]).astype(mx.uint8) for j in range(i)), mx.array(0, mx.uint8))
+        yellow = not_green[i] & (avail > used)
+        digit = green[i].astype(mx.uint8) * (2 * _POWERS[i]) + yellow.astype(mx.uint8) * _POWERS[i]
+        code = digit if code is None else code + digit
+    return code
+
+
+_compiled_kernel = mx.compile(_codes_kernel)
+
+
+def _as_letters(x) -> mx.array:
+    if isinstance(x, mx.array):
+        return x.astype(mx.uint8)
+    if isinstance(x, np.ndarray):
+        return mx.array(x.astype(np.uint8))
+    return mx.array(encode_words(list(x)))
+
+
+def pattern_codes(guesses, answers, chunk: int = 1024, compiled: bool = True) -> mx.array:
+    """Pattern codes of every (guess, answer) pair -> (G, A) uint8 MLX array.
+
+    `guesses` / `answers`: word lists, or (N, 5) letter arrays from `encode_words`.
+    """
+    g, a = _as_letters(guesses), _as_letters(answers)
+    kernel = _compiled_kernel if compiled else _codes_kernel
+    parts = []
+    for start in range(0, g.shape[0], chunk):
+        part = kernel(g[start : start + chunk], a)
+        mx.eval(part)
+        parts.append(part)
+    if not parts:
+        return mx.zeros((0, a.shape[0]), dtype=mx.uint8)
+    return parts[0] if len(parts) == 1 else mx.concatenate(parts, axis=0)
+
+
+def compute_pattern_table() -> np.ndarray:
+    """The full (12,972 allowed x 2,315 answers) uint8 table, computed with MLX."""
+    return np.array(pattern_codes(wordlists.allowed(), wordlists.answers()))
+
+
+def _table_meta() -> dict:
+    return {
+        "format": TABLE_FORMAT,
+        "rows": "allowed.txt",
+        "cols": "answers.txt",
+        "shape": [len(wordlists.allowed()), len(wordlists.answers())],
+        "allowed_sha256": wordlists.words_sha256(wordlists.allowed()),
+        "answers_sha256": wordlists.words_sha256(wordlists.answers()),
+    }
+
+
+def save_pattern_table(table: np.ndarray, path: str | Path) -> Path:
+    """Write the table as .npy (atomically) plus a .json sidecar describing it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, np.ascontiguousarray(table, dtype=np.uint8))
+    os.replace(tmp, path)
+    path.with_suffix(".json").write_text(json.dumps(_table_meta(), indent=2) + "\n")
+    return path
+
+
+def _read_valid_table(path: Path) -> np.ndarray | None:
+    """The memory-mapped table at `path` if it matches the shipped word lists, else None."""
+    meta_path = path.with_suffix(".json")
+    if not path.exists() or not meta_path.exists():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        table = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    expected = _table_meta()
+    if meta != expected or list(table.shape) != expected["shape"] or table.dtype != np.uint8:
+        return None
+    return table
+
+
+_table_cache: dict[str, np.ndarray] = {}
+
+
+def load_pattern_table(path: str | Path | None = None, compute_if_missing: bool = True) -> np.ndarray:
+    """The (12,972, 2,315) uint8 table, memory-mapped from disk (cached per process).
+
+    When the file is absent or does not match the word lists, computes it (saying so on
+    stderr) and tries to save it for next time; with `compute_if_missing=False` raises
+    FileNotFoundError instead.
+    """
+    path = Path(path) if path is not None else data_home() / TABLE_FILE
+    key = str(path)
+    if key in _table_cache:
+        return _table_cache[key]
+    table = _read_valid_table(path)
+    if table is None:
+        if not compute_if_missing:
+            raise FileNotFoundError(
+                f"pattern table {path} is missing or stale; run: python -m scripts.calculate_word_entropy"
+            )
+        print(f"[wordle_mlx] pattern table not found or stale at {path}; computing it with MLX ...", file=sys.stderr)
+        start = time.perf_counter()
+        table = compute_pattern_table()
+        try:
+            save_pattern_table(table, path)
+            where = f"saved to {path}"
+        except OSError as err:
+            where = f"not saved ({err})"
+        print(f"[wordle_mlx] pattern table computed in {time.perf_counter() - start:.1f}s, {where}", file=sys.stderr)
+    _table_cache[key] = table
+    return table
+
+
+def candidate_indices(history: History, table: np.ndarray | None = None) -> np.ndarray:
+    """Answer indices (columns of the table) still consistent with `history`.
+
+    Uses the table for guesses in allowed.txt; any other guess falls back to `pattern_codes`.
+    """
+    table = load_pattern_table() if table is None else table
+    index = wordlists.allowed_index()
+    mask = np.ones(table.shape[1], dtype=bool)
+    for turn in history:
+        row = index.get(turn.guess.lower())
+        codes = table[row] if row is not None else np.array(pattern_codes([turn.guess.lower()], wordlists.answers()))[0]
+        mask &= codes == feedback_to_code(turn.feedback)
+    return np.flatnonzero(mask)
+
+
+def partition_counts(codes: mx.array, weights: mx.array | None = None) -> mx.array:
+    """(G, C) pattern codes -> (G, 243) float32 weight (default count) of candidates per pattern."""
+    n_guesses, n_cands = codes.shape
+    flat = (mx.arange(n_guesses, dtype=mx.int32)[:, None] * NUM_PATTERNS + codes.astype(mx.int32)).reshape(-1)
+    if weights is None:
+        values = mx.ones(flat.shape, dtype=mx.float32)
+    else:
+        values = mx.broadcast_to(weights.astype(mx.float32)[None, :], (n_guesses, n_cands)).reshape(-1)
+    bins = mx.zeros((n_guesses * NUM_PATTERNS,), dtype=mx.float32).at[flat].add(values)
+    return bins.reshape(n_guesses, NUM_PATTERNS)
+
+
+def entropy_from_counts(counts: mx.array) -> mx.array:
+    """(G, 243) partition weights -> (G,) expected information in bits."""
+    total = counts.sum(axis=1, keepdims=True)
+    p = counts / mx.maximum(total, 1e-30)
+    plogp = mx.where(counts > 0, p * mx.log2(mx.maximum(p, 1e-30)), 0.0)
+    return -plogp.sum(axis=1)
+
+
+def _codes_for(guesses: Sequence[str] | None, candidates: Sequence[str], table: np.ndarray | None) -> mx.array:
+    """(G, C) codes for guesses (None = all allowed) x candidates, from the table when possible."""
+    ans_index, allowed_index = wordlists.answer_index(), wordlists.allowed_index()
+    cols = [ans_index.get(w) for w in candidates]
+    rows = None if guesses is None else [allowed_index.get(w) for w in guesses]
+    if all(c is not None for c in cols) and (rows is None or all(r is not None for r in rows)):
+        table = load_pattern_table() if table is None else table
+        sub = table[:, cols] if rows is None else table[np.ix_(rows, cols)]
+        return mx.array(sub)
+    return pattern_codes(wordlists.allowed() if guesses is None else guesses, candidates)
+
+
+def guess_entropies(
+    candidates: Sequence[str],
+    guesses: Sequence[str] | None = None,
+    weights: Sequence[float] | None = None,
+    table: np.ndarray | None = None,
+) -> np.ndarray:
+    """Expected information (bits) of each guess (default: every allowed word) over `candidates`.
+
+    Returns a float32 numpy array, one entry per guess.
+    """
+    if len(candidates) == 0:
+        raise ValueError("candidates: expected at least one candidate word")
+    codes = _codes_for(guesses, [w.lower() for w in candidates], table)  # (G, C)
+    w = None if weights is None else mx.array(np.asarray(weights, dtype=np.float32))
+    return np.array(entropy_from_counts(partition_counts(codes, w)))
+
+
+def partition_sizes(
+    candidates: Sequence[str], guesses: Sequence[str] | None = None, table: np.ndarray | None = None
+) -> np.ndarray:
+    """(G, 243) int32 number of candidates each guess sends to each feedback pattern."""
+    codes = _codes_for(guesses, [w.lower() for w in candidates], table)
+    return np.array(partition_counts(codes)).astype(np.int32)
+
+
+def compute_opener_entropies(table: np.ndarray | None = None) -> list[tuple[str, float]]:
+    """(word, bits) for every allowed word over all answers (uniform prior), best first."""
+    table = load_pattern_table() if table is None else table
+    bits = np.array(entropy_from_counts(partition_counts(mx.array(np.asarray(table)))))
+    order = np.lexsort((np.arange(len(bits)), -bits))  # by bits desc, then alphabetical
+    allowed = wordlists.allowed()
+    return [(allowed[i], float(bits[i])) for i in order]
+
+
+def save_opener_entropies(openers: list[tuple[str, float]], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["word\tbits"] + [f"{w}\t{b:.6f}" for w, b in openers]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_opener_entropies(path: str | Path | None = None) -> list[tuple[str, float]]:
+    """Saved opener entropies (best first); computed from the table when the file is absent."""
+    path = Path(path) if path is not None else data_home() / OPENERS_FILE
+    if path.exists():
+        rows = [line.split("\t") for line in path.read_text().splitlines()[1:] if line]
+        if len(rows) == len(wordlists.allowed()):
+            return [(w, float(b)) for w, b in rows]
+    print(f"[wordle_mlx] opener entropies not found at {path}; computing them ...", file=sys.stderr)
+    openers = compute_opener_entropies()
+    try:
+        save_opener_entropies(openers, path)
+    except OSError:
+        pass
+    return openers
