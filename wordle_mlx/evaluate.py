@@ -1,0 +1,134 @@
+"""Play Wordle games with any policy and report how it does.
+
+Games run in lock-step: each round, every unfinished game asks the policy (one `guess_batch`
+call) for its next guess. An invalid guess (wrong length, non-letters, not an allowed word, or a
+hard-mode violation) costs the turn: it counts as one of the 6 guesses and the game goes on, so
+model results are comparable with the solvers'.
+
+Report (JSON keys): policy, split, seed, n_games, wins, win_rate, mean_guesses (over wins),
+total_guesses (over wins), max_guesses (over wins), histogram ({"1".."6", "fail"}),
+invalid_guesses, invalid_reasons, wall_seconds, games (secret, won, guesses, feedback, invalid).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from wordle_mlx.game import MAX_GUESSES, GameState, InvalidGuess
+
+
+@dataclass
+class GameRecord:
+    """One game: every attempt in order; `feedback` is None for an invalid attempt."""
+
+    secret: str
+    state: GameState
+    attempts: list[dict] = field(default_factory=list)  # {"guess", "feedback", "invalid"}
+
+    @property
+    def won(self) -> bool:
+        return self.state.won
+
+    @property
+    def finished(self) -> bool:
+        return self.won or len(self.attempts) >= self.state.max_guesses
+
+    def to_json(self) -> dict:
+        return {
+            "secret": self.secret,
+            "won": self.won,
+            "guesses": [a["guess"] for a in self.attempts],
+            "feedback": [a["feedback"] for a in self.attempts],
+            "invalid": [a["invalid"] for a in self.attempts],
+        }
+
+
+def play_games(
+    policy,
+    secrets: Sequence[str],
+    max_guesses: int = MAX_GUESSES,
+    hard_mode: bool = False,
+    on_round: Callable[[int], None] | None = None,
+) -> list[GameRecord]:
+    """Play one game per secret with `policy` (anything with `guess_batch(histories)`)."""
+    games = [GameRecord(s, GameState(s, max_guesses=max_guesses, hard_mode=hard_mode)) for s in secrets]
+    while True:
+        active = [g for g in games if not g.finished]
+        if not active:
+            return games
+        guesses = policy.guess_batch([g.state.turns for g in active])
+        for game, guess in zip(active, guesses):
+            try:
+                game.state = game.state.play(guess)
+                game.attempts.append({"guess": game.state.turns[-1].guess, "feedback": game.state.turns[-1].feedback, "invalid": None})
+            except InvalidGuess as err:
+                game.attempts.append({"guess": str(guess), "feedback": None, "invalid": err.reason})
+        if on_round is not None:
+            on_round(sum(g.finished for g in games))
+
+
+def summarize(games: Sequence[GameRecord], max_guesses: int = MAX_GUESSES) -> dict:
+    """Win rate, mean/total/max guesses over wins, histogram and invalid-guess counts."""
+    won_lengths = [len(g.attempts) for g in games if g.won]
+    histogram = {str(k): 0 for k in range(1, max_guesses + 1)}
+    for n in won_lengths:
+        histogram[str(n)] += 1
+    histogram["fail"] = len(games) - len(won_lengths)
+    reasons = Counter(a["invalid"] for g in games for a in g.attempts if a["invalid"])
+    n_attempts = sum(len(g.attempts) for g in games)
+    return {
+        "n_games": len(games),
+        "wins": len(won_lengths),
+        "win_rate": len(won_lengths) / len(games) if games else 0.0,
+        "mean_guesses": sum(won_lengths) / len(won_lengths) if won_lengths else None,
+        "total_guesses": sum(won_lengths),
+        "max_guesses": max(won_lengths) if won_lengths else None,
+        "histogram": histogram,
+        "invalid_guesses": sum(reasons.values()),
+        "invalid_guess_rate": sum(reasons.values()) / n_attempts if n_attempts else 0.0,
+        "invalid_reasons": dict(sorted(reasons.items())),
+    }
+
+
+def evaluate(policy, secrets: Sequence[str], progress: bool = True, **meta) -> dict:
+    """Play all games (with a rich progress bar) and return the JSON-ready report."""
+    start = time.perf_counter()
+    if progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("[bold]games"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True) as bar:
+            task = bar.add_task("games", total=len(secrets))
+            games = play_games(policy, secrets, on_round=lambda done: bar.update(task, completed=done))
+    else:
+        games = play_games(policy, secrets)
+    report = {"policy": policy.describe(), **meta, **summarize(games)}
+    report["wall_seconds"] = round(time.perf_counter() - start, 3)
+    report["games"] = [g.to_json() for g in games]
+    return report
+
+
+def report_table(reports: Sequence[dict]):
+    """A rich Table with one column per report (for one or several policies/models)."""
+    from rich.table import Table
+
+    table = Table(title="Wordle evaluation")
+    table.add_column("metric")
+    for r in reports:
+        table.add_column(str(r["policy"].get("name", "?")), justify="right")
+
+    def row(label: str, fmt: Callable[[dict], str]) -> None:
+        table.add_row(label, *[fmt(r) for r in reports])
+
+    row("split", lambda r: f"{r.get('split', '-')} (n={r['n_games']})")
+    row("win rate", lambda r: f"{100 * r['win_rate']:.2f}%")
+    row("mean guesses (wins)", lambda r: "-" if r["mean_guesses"] is None else f"{r['mean_guesses']:.4f}")
+    row("total guesses (wins)", lambda r: str(r["total_guesses"]))
+    row("max guesses (wins)", lambda r: "-" if r["max_guesses"] is None else str(r["max_guesses"]))
+    for k in reports[0]["histogram"]:
+        row(f"  solved in {k}" if k != "fail" else "  failed", lambda r, k=k: str(r["histogram"].get(k, 0)))
+    row("invalid guesses", lambda r: f"{r['invalid_guesses']} ({100 * r['invalid_guess_rate']:.1f}%)")
+    row("wall seconds", lambda r: f"{r['wall_seconds']:.1f}")
+    return table
