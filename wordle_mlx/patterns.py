@@ -39,7 +39,7 @@ import numpy as np
 import mlx.core as mx
 
 from wordle_mlx import words as wordlists
-from wordle_mlx.game import NUM_PATTERNS, WORD_LENGTH, History, feedback_to_code
+from wordle_mlx.game import NUM_PATTERNS, WORD_LENGTH, History, feedback_code, feedback_to_code
 
 TABLE_FILE = "pattern_table.npy"
 OPENERS_FILE = "opener_entropy.tsv"
@@ -161,6 +161,12 @@ def _read_valid_table(path: Path) -> np.ndarray | None:
         return None
     expected = _table_meta()
     if meta != expected or list(table.shape) != expected["shape"] or table.dtype != np.uint8:
+        return None
+    # spot-check a fixed sample of cells against the scalar engine (catches a corrupt file)
+    rng = np.random.default_rng(0)
+    rows, cols = rng.integers(0, table.shape[0], 64), rng.integers(0, table.shape[1], 64)
+    allowed, answers = wordlists.allowed(), wordlists.answers()
+    if any(int(table[r, c]) != feedback_code(allowed[r], answers[c]) for r, c in zip(rows, cols)):
         return None
     return table
 

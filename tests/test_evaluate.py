@@ -1,0 +1,107 @@
+import json
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+from wordle_mlx import evaluate
+from wordle_mlx.solvers import Policy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class ScriptedPolicy(Policy):
+    """Plays a fixed list of guesses per game, by turn index (attempts count, not valid turns)."""
+
+    name = "scripted"
+
+    def __init__(self, script):
+        self.script = script
+        self.calls = 0
+
+    def guess_batch(self, histories):
+        self.calls += 1
+        return [self.script[self.calls - 1] for _ in histories]
+
+
+class TestPlayGames(unittest.TestCase):
+    def test_invalid_guess_costs_a_turn(self):
+        games = evaluate.play_games(ScriptedPolicy(["zzzzz", "hello"]), ["hello"])
+        self.assertTrue(games[0].won)
+        self.assertEqual(len(games[0].attempts), 2)
+        self.assertEqual(games[0].attempts[0]["invalid"], "not_allowed")
+        self.assertIsNone(games[0].attempts[0]["feedback"])
+
+    def test_always_invalid_loses_after_six_attempts(self):
+        games = evaluate.play_games(ScriptedPolicy(["abc"] * 10), ["hello"])
+        self.assertFalse(games[0].won)
+        self.assertEqual(len(games[0].attempts), 6)
+
+    def test_games_run_in_lock_step_batches(self):
+        policy = ScriptedPolicy(["crane", "hello", "world"])
+        evaluate.play_games(policy, ["hello", "world"])
+        self.assertEqual(policy.calls, 3)  # one batched call per round, not per game
+
+
+class TestSummary(unittest.TestCase):
+    def setUp(self):
+        # hello won in 2, world won in 3, pizza lost (6 misses, one invalid)
+        script = ["crane", "hello", "world", "slate", "abcde", "fight"]
+        games = evaluate.play_games(ScriptedPolicy(script), ["hello", "world", "pizza"])
+        self.s = evaluate.summarize(games)
+
+    def test_win_rate(self):
+        self.assertAlmostEqual(self.s["win_rate"], 2 / 3)
+
+    def test_mean_and_max_over_wins_only(self):
+        self.assertEqual(self.s["mean_guesses"], 2.5)
+        self.assertEqual(self.s["max_guesses"], 3)
+        self.assertEqual(self.s["total_guesses"], 5)
+
+    def test_histogram(self):
+        self.assertEqual(self.s["histogram"], {"1": 0, "2": 1, "3": 1, "4": 0, "5": 0, "6": 0, "fail": 1})
+
+    def test_invalid_reasons_are_counted(self):
+        self.assertEqual(self.s["invalid_reasons"], {"not_allowed": 1})
+
+
+class TestEvaluateCli(unittest.TestCase):
+    def run_cli(self, *args):
+        return subprocess.run([sys.executable, "-m", "scripts.evaluate", *args], cwd=ROOT, capture_output=True, text=True)
+
+    def test_json_report_has_the_documented_keys(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "report.json"
+            proc = self.run_cli("--policy", "optimal", "--split", "eval", "--n", "25", "--json", str(out))
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            report = json.loads(out.read_text())
+        for key in ["win_rate", "mean_guesses", "histogram", "max_guesses", "n_games", "games", "policy", "split"]:
+            self.assertIn(key, report)
+        self.assertEqual(report["n_games"], 25)
+        self.assertEqual(report["win_rate"], 1.0)
+
+    def test_bad_argument_gives_one_error_line(self):
+        proc = self.run_cli("--policy", "entropy", "--n", "-3")
+        self.assertEqual(proc.returncode, 2)
+        errors = [l for l in proc.stderr.splitlines() if "error" in l]
+        self.assertEqual(len(errors), 1)
+        self.assertIn("--n", errors[0])
+        self.assertNotIn("Traceback", proc.stderr)
+
+
+class TestEntropyCli(unittest.TestCase):
+    def test_writes_table_and_prints_top_openers(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            proc = subprocess.run([sys.executable, "-m", "scripts.calculate_word_entropy", "--out", tmp, "--top", "3"],
+                                  cwd=ROOT, capture_output=True, text=True)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            self.assertTrue((Path(tmp) / "pattern_table.npy").exists())
+            lines = (Path(tmp) / "opener_entropy.tsv").read_text().splitlines()
+        self.assertEqual(lines[1].split("\t")[0], "soare")
+        self.assertEqual(len(lines), 1 + 12972)
+        self.assertRegex(proc.stdout, r"soare\s*│\s*5\.8860")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,107 @@
+import random
+import unittest
+
+from wordle_mlx import evaluate, solvers, words
+from wordle_mlx.game import GameState, is_consistent
+
+
+def play(policy, secret):
+    state = GameState(secret)
+    while not state.finished:
+        state = state.play(policy.guess(state.turns))
+    return state
+
+
+class TestOptimalTree(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tree = solvers.load_optimal_tree("normal")
+
+    def test_tree_has_one_path_per_answer(self):
+        self.assertEqual(set(self.tree), set(words.answers()))
+
+    def test_tree_totals(self):
+        lengths = [len(p) for p in self.tree.values()]
+        self.assertEqual(sum(lengths), 7920)
+        self.assertEqual(max(lengths), 5)
+
+    def test_every_tree_pattern_is_the_real_feedback(self):
+        for answer, path in self.tree.items():
+            self.assertTrue(solvers.check_tree_path(answer, path), answer)
+
+    def test_hard_tree_totals(self):
+        hard = solvers.load_optimal_tree("hard")
+        self.assertEqual(len(hard), 2315)
+        self.assertEqual(sum(len(p) for p in hard.values()), 8122)
+
+    def test_indented_lines_share_the_prefix(self):
+        text = "salet BBBBB1 courd BBBBB2 nymph BBBBY3 whiff GGGGG4\n" \
+               "                                BGYYB3 pygmy GGGGG4\n"
+        tree = solvers.parse_optimal_tree(text)
+        self.assertEqual(tree["pygmy"][:3], [("salet", "XXXXX"), ("courd", "XXXXX"), ("nymph", "XGYYX")])
+
+    def test_malformed_line_raises_with_line_number(self):
+        with self.assertRaisesRegex(ValueError, "line 1"):
+            solvers.parse_optimal_tree("salet BBBBB1 courd\n")
+
+    def test_optimal_policy_reproduces_the_tree_on_every_answer(self):
+        report = evaluate.evaluate(solvers.OptimalTreePolicy(), words.answers(), progress=False)
+        self.assertEqual(report["win_rate"], 1.0)
+        self.assertEqual(report["total_guesses"], 7920)
+        self.assertEqual(report["max_guesses"], 5)
+
+    def test_optimal_policy_falls_back_off_the_tree(self):
+        policy = solvers.OptimalTreePolicy()
+        state = GameState("hello").play("crane")  # not the tree's opener
+        self.assertNotIn(solvers.history_key(state.turns), policy.moves)
+        self.assertEqual(policy.guess(state.turns), solvers.EntropyPolicy().guess(state.turns))
+
+
+class TestEntropyPolicy(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.policy = solvers.EntropyPolicy()
+
+    def test_opener_is_the_best_from_the_table(self):
+        self.assertEqual(self.policy.guess(()), "soare")
+
+    def test_solves_every_answer_in_at_most_six(self):
+        report = evaluate.evaluate(self.policy, words.answers(), progress=False)
+        self.assertEqual(report["win_rate"], 1.0)
+        self.assertLess(report["mean_guesses"], 3.5)
+
+    def test_plays_a_candidate_when_two_remain(self):
+        state = GameState("hello")
+        while len(state.candidates()) > 2:
+            state = state.play(self.policy.guess(state.turns))
+        self.assertIn(self.policy.guess(state.turns), state.candidates())
+
+
+class TestSimplePolicies(unittest.TestCase):
+    def test_consistent_policy_only_plays_candidates(self):
+        policy = solvers.ConsistentPolicy(seed=1)
+        for secret in random.Random(1).sample(words.answers(), 30):
+            state = GameState(secret)
+            while not state.finished:
+                guess = policy.guess(state.turns)
+                self.assertTrue(is_consistent(guess, state.turns))
+                state = state.play(guess)
+
+    def test_random_policy_plays_allowed_words_without_repeats(self):
+        policy = solvers.RandomPolicy(seed=2)
+        state = play(policy, "hello")
+        self.assertEqual(len(set(state.guesses)), len(state.guesses))
+        self.assertTrue(all(words.is_allowed(g) for g in state.guesses))
+
+    def test_random_policy_is_seeded(self):
+        a = play(solvers.RandomPolicy(seed=5), "hello").guesses
+        b = play(solvers.RandomPolicy(seed=5), "hello").guesses
+        self.assertEqual(a, b)
+
+    def test_unknown_policy_raises_naming_choices(self):
+        with self.assertRaisesRegex(ValueError, "random, consistent, entropy, optimal"):
+            solvers.make_policy("greedy")
+
+
+if __name__ == "__main__":
+    unittest.main()
