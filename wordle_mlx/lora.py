@@ -1,0 +1,160 @@
+"""LoRA adapters with mlx-lm's own layers and file format, a zero-copy reference policy, fusing.
+
+* `apply_lora(model, settings)`: freezes the base and swaps the target projections of the last
+  `num_layers` blocks for `mlx_lm.tuner.lora.LoRALinear` (works on float and quantized bases:
+  QLoRA). `scale` is alpha / rank unless given directly.
+* `save_adapters` / `load_adapters`: `adapters.safetensors` + `adapter_config.json` with
+  `fine_tune_type`, `num_layers` and `lora_parameters`, exactly what `mlx_lm.generate
+  --adapter-path` reads.
+* `adapters_disabled(model)`: a context manager that sets every LoRA scale to 0 and restores
+  it: the reference policy for KL is the same weights with adapters off, never a second copy.
+* `fuse_adapters(model, dequantize)`: merges W + scale * B^T A^T into plain linears (mlx-lm's
+  `fuse`); on a quantized base, fused weights are re-quantized unless `dequantize=True`.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx.utils import tree_flatten, tree_unflatten
+
+TARGET_MODULES = {
+    "q": "self_attn.q_proj",
+    "k": "self_attn.k_proj",
+    "v": "self_attn.v_proj",
+    "o": "self_attn.o_proj",
+    "gate": "mlp.gate_proj",
+    "up": "mlp.up_proj",
+    "down": "mlp.down_proj",
+}
+DEFAULT_TARGETS = ("q", "k", "v", "o", "gate", "up", "down")
+ADAPTER_WEIGHTS = "adapters.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+@dataclass
+class LoraSettings:
+    """rank, alpha (scale = alpha / rank unless `scale` is set), dropout, layers (-1 = all), targets."""
+
+    rank: int = 16
+    alpha: float = 32.0
+    scale: float | None = None
+    dropout: float = 0.0
+    num_layers: int = -1
+    targets: tuple[str, ...] = field(default_factory=lambda: DEFAULT_TARGETS)
+
+    @property
+    def effective_scale(self) -> float:
+        return self.scale if self.scale is not None else self.alpha / self.rank
+
+    def module_keys(self) -> list[str]:
+        """Module paths inside a transformer block (short names mapped, dotted paths kept)."""
+        keys = []
+        for t in self.targets:
+            if t in TARGET_MODULES:
+                keys.append(TARGET_MODULES[t])
+            elif "." in t:
+                keys.append(t)
+            else:
+                raise ValueError(f"lora target {t!r}: expected one of {', '.join(TARGET_MODULES)} or a module path")
+        return keys
+
+
+def _layers(model: nn.Module) -> list:
+    layers = getattr(model, "layers", None)
+    if layers is None:
+        raise ValueError("model has no .layers: not an mlx-lm transformer")
+    return layers
+
+
+def lora_parameters(model: nn.Module, settings: LoraSettings) -> tuple[int, dict]:
+    """(num_layers, lora_parameters) as mlx-lm's adapter_config.json stores them."""
+    n = len(_layers(model)) if settings.num_layers < 0 else min(settings.num_layers, len(_layers(model)))
+    return n, {"rank": settings.rank, "scale": settings.effective_scale, "dropout": settings.dropout,
+               "keys": settings.module_keys()}
+
+
+def apply_lora(model: nn.Module, settings: LoraSettings) -> nn.Module:
+    """Freeze the base and add LoRA layers (in place). Returns the model."""
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+
+    num_layers, params = lora_parameters(model, settings)
+    missing = [k for k in params["keys"] if not any(name == k for name, _ in _layers(model)[-1].named_modules())]
+    if missing:
+        raise ValueError(f"lora targets not found in the model's blocks: {', '.join(missing)}")
+    model.freeze()
+    linear_to_lora_layers(model, num_layers, params)
+    model.lora_settings = settings  # remembered for save_adapters
+    return model
+
+
+def lora_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in model.named_modules() if hasattr(m, "lora_a") and hasattr(m, "scale")]
+
+
+def save_adapters(model: nn.Module, path: str | Path, settings: LoraSettings | None = None) -> Path:
+    """Write adapters.safetensors + adapter_config.json (mlx-lm format) into `path`."""
+    settings = settings or getattr(model, "lora_settings", None)
+    if settings is None:
+        raise ValueError("save_adapters: no LoRA settings (apply_lora first or pass settings)")
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    weights = dict(tree_flatten(model.trainable_parameters()))
+    if not weights:
+        raise ValueError("save_adapters: the model has no trainable (LoRA) parameters")
+    num_layers, params = lora_parameters(model, settings)
+    tmp = path / (ADAPTER_WEIGHTS + ".tmp.safetensors")
+    mx.save_safetensors(str(tmp), weights)
+    tmp.replace(path / ADAPTER_WEIGHTS)
+    config = {"fine_tune_type": "lora", "num_layers": num_layers, "lora_parameters": params,
+              "wordle_mlx": {"lora": {**asdict(settings), "targets": list(settings.targets)}}}
+    (path / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    return path
+
+
+def load_adapters(model: nn.Module, path: str | Path) -> nn.Module:
+    """Add the LoRA layers described in `path` and load their weights (mlx-lm's loader)."""
+    from mlx_lm.tuner.utils import load_adapters as mlx_load_adapters
+
+    path = Path(path)
+    if not (path / ADAPTER_CONFIG).exists() or not (path / ADAPTER_WEIGHTS).exists():
+        raise FileNotFoundError(f"adapter: {path} needs {ADAPTER_CONFIG} and {ADAPTER_WEIGHTS}")
+    model = mlx_load_adapters(model, str(path))
+    saved = json.loads((path / ADAPTER_CONFIG).read_text()).get("wordle_mlx", {}).get("lora")
+    if saved:
+        model.lora_settings = LoraSettings(**{**saved, "targets": tuple(saved["targets"])})
+    return model
+
+
+@contextmanager
+def adapters_disabled(model: nn.Module):
+    """Run the base model (the KL reference) by zeroing every LoRA scale, then restore them."""
+    modules = lora_modules(model)
+    scales = [m.scale for _, m in modules]
+    try:
+        for _, m in modules:
+            m.scale = 0.0
+        yield model
+    finally:
+        for (_, m), s in zip(modules, scales):
+            m.scale = s
+
+
+def fuse_adapters(model: nn.Module, dequantize: bool = False) -> nn.Module:
+    """Merge LoRA layers into their base linears (in place). Returns the model."""
+    fused = [(n, m.fuse(dequantize=dequantize)) for n, m in model.named_modules() if hasattr(m, "fuse")]
+    if fused:
+        model.update_modules(tree_unflatten(fused))
+    return model
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts (quantized weights counted as stored elements)."""
+    trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
+    total = sum(v.size for _, v in tree_flatten(model.parameters()))
+    return trainable, total

