@@ -1,11 +1,16 @@
 """Benchmarks (not tests).
 
     python -m scripts.benchmark patterns [--repeats 2]
+    python -m scripts.benchmark matmul [--repeats 3]
 
 `patterns`: the full 12,972 x 2,315 pattern table with our MLX kernel as the package runs it
 (CPU: eager, chunks spread over one stream per core; GPU: mx.compile), the other kernel variant
 for reference, and a straightforward numpy implementation, in one run; ends with
 `speed-up: N.Nx` (numpy time / MLX time).
+
+`matmul`: a float32 1024x1024 matmul and one 128-token forward pass of the default model
+(float32 on the CPU), each in a subprocess with the system OpenBLAS and one with MLX's bundled
+BLAS (WORDLE_MLX_BLAS=0); prints both and the ratios.
 """
 
 from __future__ import annotations
@@ -18,11 +23,14 @@ import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["patterns"])
-    parser.add_argument("--repeats", type=int, default=2, help="best of N runs (default 2)")
+    parser.add_argument("what", choices=["patterns", "matmul"])
+    parser.add_argument("--repeats", type=int, default=None, help="best of N runs (default 2 patterns, 3 matmul)")
     args = parser.parse_args(argv)
-    if args.repeats < 1:
+    if args.repeats is not None and args.repeats < 1:
         parser.error(f"--repeats: expected >= 1, got {args.repeats}")
+    if args.what == "matmul":
+        return matmul(args.repeats or 3)
+    args.repeats = args.repeats or 2
 
     from wordle_mlx.benchmarks import benchmark_patterns
 
@@ -34,6 +42,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bit-identical: {'yes' if r['identical'] else 'NO'}")
     print(f"speed-up: {r['speedup']:.1f}x")
     return 0 if r["identical"] else 1
+
+
+def matmul(repeats: int) -> int:
+    from wordle_mlx.benchmarks import benchmark_blas
+
+    r = benchmark_blas(repeats)
+    for label in ("openblas", "bundled"):
+        m = r[label]
+        print(f"{label:9s}: {m['blas']}")
+        print(f"           matmul 1024^2 f32 {m['matmul_s'] * 1e3:8.1f} ms ({m['matmul_gflops']:.1f} GFLOP/s), "
+              f"forward {m['forward_tokens']} tokens {m['forward_s'] * 1e3:8.1f} ms")
+    print(f"matmul speed-up: {r['matmul_speedup']:.1f}x")
+    print(f"forward speed-up: {r['forward_speedup']:.1f}x")
+    return 0
 
 
 if __name__ == "__main__":

@@ -70,3 +70,44 @@ def benchmark_patterns(repeats: int = 2) -> dict:
         "identical": bool(np.array_equal(mlx_table, numpy_table) and np.array_equal(mlx_table, other_table)),
         "speedup": numpy_s / mlx_s,
     }
+
+
+def measure_compute(repeats: int = 3, tokens: int = 128) -> dict:
+    """In this process: float32 1024x1024 matmul GFLOP/s and one forward pass of the default model."""
+    from wordle_mlx import blas, models
+
+    a = mx.random.normal((1024, 1024))
+    b = mx.random.normal((1024, 1024))
+    mx.eval(a @ b)
+    matmul_s, _ = _best_time(lambda: mx.eval(a @ b), repeats)
+    model, _ = models.load_model(models.DEFAULT_MODEL)
+    x = mx.array([[i % 1000 + 100 for i in range(tokens)]])
+    mx.eval(model(x))
+    forward_s, _ = _best_time(lambda: mx.eval(model(x)), repeats)
+    return {"blas": blas.describe(), "matmul_s": matmul_s, "matmul_gflops": 2 * 1024**3 / matmul_s / 1e9,
+            "forward_s": forward_s, "forward_tokens": tokens}
+
+
+def benchmark_blas(repeats: int = 3) -> dict:
+    """Run `measure_compute` in two subprocesses, with and without OpenBLAS; return both and ratios."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    results = {}
+    for label, value in (("openblas", None), ("bundled", "0")):
+        env = dict(os.environ)
+        env.pop("WORDLE_MLX_BLAS", None)
+        if value is not None:
+            env["WORDLE_MLX_BLAS"] = value
+        code = ("import json, wordle_mlx; from wordle_mlx.benchmarks import measure_compute; "
+                f"print('RESULT' + json.dumps(measure_compute({repeats})))")
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT")), None)
+        if proc.returncode != 0 or line is None:
+            raise RuntimeError(f"benchmark subprocess ({label}) failed: {proc.stderr.strip().splitlines()[-1:]}")
+        results[label] = json.loads(line[len("RESULT"):])
+    results["matmul_speedup"] = results["bundled"]["matmul_s"] / results["openblas"]["matmul_s"]
+    results["forward_speedup"] = results["bundled"]["forward_s"] / results["openblas"]["forward_s"]
+    return results

@@ -7,7 +7,7 @@ resolve MLX's `cblas_*` symbols to OpenBLAS instead (8-40x faster matmuls measur
 On macOS (Metal + Accelerate) this does nothing. It never imports mlx itself, so importing
 `wordle_mlx` keeps the pure modules (words, game, ...) free of MLX.
 
-Set WORDLE_MLX_OPENBLAS=0 to skip it, or to a path to load a specific library.
+Set WORDLE_MLX_BLAS=0 to skip it, or WORDLE_MLX_BLAS=/path/to/libopenblas.so.0 to pick a library.
 """
 
 from __future__ import annotations
@@ -26,13 +26,14 @@ _CANDIDATES = (
     "/usr/lib/libopenblas.so.0",
 )
 
+ENV_VAR = "WORDLE_MLX_BLAS"
 loaded_path: str | None = None
 
 
 def find_openblas() -> str | None:
     """Return the path of a system OpenBLAS shared library, or None."""
-    override = os.environ.get("WORDLE_MLX_OPENBLAS")
-    if override and override != "0":
+    override = os.environ.get(ENV_VAR)
+    if override and override not in ("0", "1"):
         return override if os.path.exists(override) else None
     for path in _CANDIDATES:
         if os.path.exists(path):
@@ -46,7 +47,7 @@ def load_openblas() -> str | None:
     global loaded_path
     if loaded_path is not None or not sys.platform.startswith("linux"):
         return loaded_path
-    if os.environ.get("WORDLE_MLX_OPENBLAS") == "0":
+    if os.environ.get(ENV_VAR) == "0":
         return None
     if "mlx.core" in sys.modules:  # too late: MLX already bound its BLAS symbols
         return None
@@ -59,3 +60,16 @@ def load_openblas() -> str | None:
         return None
     loaded_path = path
     return path
+
+
+def describe() -> str:
+    """Which BLAS MLX uses on this machine, in words."""
+    if sys.platform == "darwin":
+        return "Accelerate (macOS)"
+    if loaded_path:
+        return f"OpenBLAS {loaded_path}"
+    if os.environ.get(ENV_VAR) == "0":
+        return f"MLX's bundled reference BLAS ({ENV_VAR}=0)"
+    if "mlx.core" in sys.modules and find_openblas():
+        return "MLX's bundled reference BLAS (mlx was imported before wordle_mlx)"
+    return "MLX's bundled reference BLAS (no system OpenBLAS found: apt install libopenblas0-pthread)"

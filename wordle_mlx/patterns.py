@@ -39,18 +39,13 @@ import numpy as np
 import mlx.core as mx
 
 from wordle_mlx import words as wordlists
+from wordle_mlx.paths import data_home
 from wordle_mlx.game import NUM_PATTERNS, WORD_LENGTH, History, feedback_code, feedback_to_code
 
 TABLE_FILE = "pattern_table.npy"
 OPENERS_FILE = "opener_entropy.tsv"
 TABLE_FORMAT = "wordle-mlx pattern table v1: uint8[allowed, answers], code = sum (X0/Y1/G2) * 3**i"
 _POWERS = (1, 3, 9, 27, 81)
-
-
-def data_home() -> Path:
-    """Cache directory for computed data and converted models: $WORDLE_MLX_HOME or ~/.cache/wordle_mlx."""
-    home = os.environ.get("WORDLE_MLX_HOME")
-    return Path(home).expanduser() if home else Path.home() / ".cache" / "wordle_mlx"
 
 
 def encode_words(words: Sequence[str]) -> np.ndarray:

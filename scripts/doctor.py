@@ -1,0 +1,51 @@
+"""Report the environment: platform, MLX and mlx-lm versions, device, BLAS, caches.
+
+    python -m scripts.doctor [--fetch-model]
+
+--fetch-model downloads and converts the default built-in model now (install.sh does this).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+
+import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fetch-model", action="store_true", help="download and convert the default model now")
+    args = parser.parse_args(argv)
+
+    import mlx.core as mx
+    import mlx_lm
+
+    from wordle_mlx import blas, models, patterns
+
+    if args.fetch_model:
+        try:
+            models.fetch_builtin(models.DEFAULT_MODEL, models.resolve_dequantize("auto"))
+        except models.ModelLoadError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="wordle-mlx doctor", show_header=False)
+    table.add_row("platform", f"{platform.system()} {platform.machine()}, Python {platform.python_version()}")
+    table.add_row("mlx / mlx-lm", f"{mx.__version__} / {mlx_lm.__version__}")
+    table.add_row("device", str(mx.default_device()))
+    table.add_row("BLAS", blas.describe())
+    table.add_row("data home", str(patterns.data_home()))
+    table.add_row("pattern table", "cached" if (patterns.data_home() / patterns.TABLE_FILE).exists() else "not yet (computed on first use)")
+    for name in models.BUILTIN_MODELS:
+        variants = [v or "quantized" for v in (None, "float32", "bfloat16") if models.is_cached(name, v)]
+        table.add_row(f"model {name}", ", ".join(variants) if variants else "not cached (fetched on first use)")
+    Console().print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
