@@ -1,0 +1,141 @@
+import json
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx_lm
+from mlx.utils import tree_flatten
+
+from tests.tiny import tiny_model, tiny_model_dir
+from wordle_mlx import lora
+
+X = mx.array([[5, 17, 40, 99, 3, 7]])
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def perturb(model, scale=0.05, seed=0):
+    """Give the zero-initialised lora_b random values so adapters change the output."""
+    mx.random.seed(seed)
+    for _, m in lora.lora_modules(model):
+        m.lora_b = mx.random.normal(m.lora_b.shape) * scale
+    mx.eval(model.parameters())
+
+
+class TestApplyLora(unittest.TestCase):
+    def setUp(self):
+        self.model = tiny_model()
+        self.base_logits = self.model(X)
+        lora.apply_lora(self.model, lora.LoraSettings(rank=4, alpha=8))
+
+    def test_only_lora_parameters_train(self):
+        names = [k for k, _ in tree_flatten(self.model.trainable_parameters())]
+        self.assertTrue(names)
+        self.assertTrue(all(k.endswith(("lora_a", "lora_b")) for k in names))
+
+    def test_default_targets_cover_all_seven_projections_in_every_block(self):
+        wrapped = {n.split(".", 3)[-1] for n, _ in lora.lora_modules(self.model)}
+        self.assertEqual(wrapped, set(lora.TARGET_MODULES.values()))
+        self.assertEqual(len(lora.lora_modules(self.model)), 7 * 2)
+
+    def test_scale_is_alpha_over_rank(self):
+        self.assertEqual({m.scale for _, m in lora.lora_modules(self.model)}, {2.0})
+
+    def test_fresh_adapters_do_not_change_the_output(self):
+        self.assertEqual(float(mx.abs(self.model(X) - self.base_logits).max()), 0.0)
+
+    def test_num_layers_limits_adapted_blocks(self):
+        model = tiny_model()
+        lora.apply_lora(model, lora.LoraSettings(rank=2, num_layers=1, targets=("q", "v")))
+        self.assertEqual(sorted(n for n, _ in lora.lora_modules(model)),
+                         ["model.layers.1.self_attn.q_proj", "model.layers.1.self_attn.v_proj"])
+
+    def test_unknown_target_raises(self):
+        with self.assertRaisesRegex(ValueError, "lora target 'qkv'"):
+            lora.apply_lora(tiny_model(), lora.LoraSettings(targets=("qkv",)))
+
+    def test_quantized_base_gets_qlora(self):
+        model = tiny_model()
+        nn.quantize(model, group_size=32, bits=4)
+        lora.apply_lora(model, lora.LoraSettings(rank=4))
+        perturb(model)
+        loss, grads = nn.value_and_grad(model, lambda m, x: m(x).sum())(model, X)
+        flat = dict(tree_flatten(grads))
+        self.assertTrue(flat and all(k.endswith(("lora_a", "lora_b")) for k in flat))
+        self.assertGreater(float(mx.abs(flat["model.layers.0.self_attn.q_proj.lora_a"]).sum()), 0.0)
+
+
+class TestReferencePolicy(unittest.TestCase):
+    def test_disabled_adapters_give_the_base_model_and_restore(self):
+        model = tiny_model()
+        base = model(X)
+        lora.apply_lora(model, lora.LoraSettings(rank=4))
+        perturb(model)
+        adapted = model(X)
+        self.assertGreater(float(mx.abs(adapted - base).max()), 1e-3)
+        with lora.adapters_disabled(model):
+            self.assertEqual(float(mx.abs(model(X) - base).max()), 0.0)
+        self.assertEqual(float(mx.abs(model(X) - adapted).max()), 0.0)
+
+
+class TestSaveLoadFuse(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.model_dir, _ = tiny_model_dir(Path(self.tmp.name))
+        self.adapter_dir = Path(self.tmp.name) / "adapters"
+        model, _ = mlx_lm.load(str(self.model_dir))
+        lora.apply_lora(model, lora.LoraSettings(rank=4, alpha=4, targets=("q", "k", "v", "o", "down")))
+        perturb(model)
+        self.adapted_logits = model(X)
+        lora.save_adapters(model, self.adapter_dir)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_adapter_files_are_in_mlx_lm_format(self):
+        config = json.loads((self.adapter_dir / "adapter_config.json").read_text())
+        self.assertEqual(config["fine_tune_type"], "lora")
+        self.assertEqual(config["num_layers"], 2)
+        self.assertEqual(config["lora_parameters"]["rank"], 4)
+        self.assertTrue((self.adapter_dir / "adapters.safetensors").exists())
+
+    def test_mlx_lm_loads_the_adapters(self):
+        model, _ = mlx_lm.load(str(self.model_dir), adapter_path=str(self.adapter_dir))
+        self.assertLess(float(mx.abs(model(X) - self.adapted_logits).max()), 1e-6)
+
+    def test_our_loader_restores_settings(self):
+        model, _ = mlx_lm.load(str(self.model_dir))
+        lora.load_adapters(model, self.adapter_dir)
+        self.assertEqual(model.lora_settings.targets, ("q", "k", "v", "o", "down"))
+        self.assertLess(float(mx.abs(model(X) - self.adapted_logits).max()), 1e-6)
+
+    def test_fused_logits_equal_adapter_logits(self):
+        # float32 base: fusing is W + scale * B^T A^T, exact up to float rounding; tolerance 1e-4
+        model, _ = mlx_lm.load(str(self.model_dir), adapter_path=str(self.adapter_dir))
+        lora.fuse_adapters(model)
+        self.assertFalse(lora.lora_modules(model))
+        self.assertLess(float(mx.abs(model(X) - self.adapted_logits).max()), 1e-4)
+
+    def test_fuse_cli_writes_a_standalone_model(self):
+        out = Path(self.tmp.name) / "fused"
+        proc = subprocess.run([sys.executable, "-m", "scripts.fuse", "--model", str(self.model_dir), "--adapter",
+                               str(self.adapter_dir), "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertRegex(proc.stdout, r"max \|logit\(fused\) - logit\(adapters\)\| = ")
+        fused, _ = mlx_lm.load(str(out))
+        self.assertLess(float(mx.abs(fused(X) - self.adapted_logits).max()), 1e-4)
+
+    def test_fuse_cli_bad_adapter_is_one_error_line(self):
+        proc = subprocess.run([sys.executable, "-m", "scripts.fuse", "--model", str(self.model_dir), "--adapter",
+                               str(Path(self.tmp.name) / "missing"), "--out", str(Path(self.tmp.name) / "f")],
+                              cwd=ROOT, capture_output=True, text=True)
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(len(proc.stderr.strip().splitlines()), 1, proc.stderr)
+        self.assertIn("adapter_config.json", proc.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,148 @@
+"""Run configuration: pydantic models grouped by concern, loaded from JSON or YAML.
+
+Unknown keys, wrong types and out-of-range values are rejected with one line naming the key
+(`ConfigError`). Dotted overrides (`sampling.num_generations=8`) are applied before validation;
+their values are parsed as JSON when possible (numbers, booleans, lists), else kept as strings.
+The resolved config is what `save_config` writes into a run directory.
+
+No MLX here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+DEFAULT_TARGETS = ["q", "k", "v", "o", "gate", "up", "down"]
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used (one line)."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Section):
+    name: str = Field(DEFAULT_MODEL, description="built-in name, .gguf file, mlx-lm directory or HF id")
+    adapter_path: str | None = Field(None, description="start from these LoRA adapters (e.g. an SFT run)")
+    dequantize: Literal["auto", "none", "float32", "bfloat16", "float16"] = "auto"
+
+
+class LoraConfig(_Section):
+    rank: int = Field(16, ge=1, le=1024)
+    alpha: float = Field(32.0, gt=0, description="scale = alpha / rank unless scale is set")
+    scale: float | None = Field(None, gt=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    num_layers: int = Field(-1, ge=-1, description="last N blocks get adapters; -1 = all")
+    targets: list[str] = Field(default_factory=lambda: list(DEFAULT_TARGETS), min_length=1)
+
+
+class SamplingConfig(_Section):
+    num_generations: int = Field(8, ge=2, description="completions per game turn (the GRPO group)")
+    temperature: float = Field(1.0, gt=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(96, ge=1)
+    max_prompt_tokens: int = Field(256, ge=16)
+
+
+class TrainingConfig(_Section):
+    games_per_step: int = Field(4, ge=1)
+    steps: int = Field(100, ge=1)
+    learning_rate: float = Field(1e-5, gt=0.0)
+    loss_batch_size: int = Field(8, ge=1, description="sequences per forward/backward chunk of the loss")
+    seed: int = 0
+
+
+class LoggingConfig(_Section):
+    run_dir: str = "logs/run"
+
+
+class Config(_Section):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+
+def _read(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as err:
+        raise ConfigError(f"{path}: not valid {'YAML' if path.suffix in ('.yaml', '.yml') else 'JSON'}: {err}".splitlines()[0]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(data).__name__}")
+    return data
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def apply_override(data: dict, override: str) -> None:
+    """Apply `a.b.c=value` to a nested dict in place."""
+    if "=" not in override:
+        raise ConfigError(f"override {override!r}: expected KEY=VALUE, e.g. sampling.num_generations=8")
+    key, value = override.split("=", 1)
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {override!r}: {part} is not a section")
+        node = child
+    node[parts[-1]] = _parse_value(value.strip())
+
+
+def _format_error(source: str, err: ValidationError) -> str:
+    e = err.errors()[0]
+    key = ".".join(str(p) for p in e["loc"])
+    msg = e["msg"]
+    if e["type"] == "extra_forbidden":
+        msg = "unknown key"
+    got = e.get("input")
+    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    shown = "" if e["type"] in ("extra_forbidden", "missing") or isinstance(got, dict) else f" (got {got!r})"
+    return f"{source}: {key}: {msg}{shown}{more}"
+
+
+def config_from_dict(data: dict, source: str = "config") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_error(source, err)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Read a JSON/YAML config (or defaults when path is None), apply overrides, validate."""
+    data = _read(Path(path)) if path is not None else {}
+    for override in overrides:
+        apply_override(data, override)
+    return config_from_dict(data, str(path) if path is not None else "config")
+
+
+def save_config(config: Config, path: str | Path) -> Path:
+    """Write the resolved config as JSON."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config.model_dump(), indent=2) + "\n")
+    return path
