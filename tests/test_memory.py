@@ -1,0 +1,121 @@
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+from mlx_lm.models.cache import make_prompt_cache
+
+from tests.tiny import tiny_model, tiny_model_dir
+from wordle_mlx import lora, memory
+from wordle_mlx.config import Config, load_config
+
+
+def measured_step_activations(model, batch: int, length: int) -> int:
+    """Peak minus resident bytes of one LoRA training step (loss, backward, AdamW)."""
+    optimizer = optim.AdamW(1e-4)
+
+    def loss_fn(m, x):
+        return nn.losses.cross_entropy(m(x[:, :-1]), x[:, 1:]).mean()
+
+    step = nn.value_and_grad(model, loss_fn)
+    x = mx.random.randint(0, model.args.vocab_size, (batch, length + 1))
+    loss, grads = step(model, x)
+    optimizer.update(model, grads)
+    mx.eval(model.parameters(), optimizer.state)
+    del loss, grads
+    mx.synchronize()
+    mx.clear_cache()
+    base = mx.get_active_memory()
+    mx.reset_peak_memory()
+    loss, grads = step(model, x)
+    optimizer.update(model, grads)
+    mx.eval(model.parameters(), optimizer.state, loss)
+    return mx.get_peak_memory() - base
+
+
+class TestMemoryEstimate(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.model_dir, _ = tiny_model_dir(Path(cls.tmp.name))
+        cls.arch, cls.weights = memory.read_model_dir(cls.model_dir)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_architecture_is_read_from_the_directory(self):
+        self.assertEqual((self.arch.layers, self.arch.hidden, self.arch.kv_heads, self.arch.head_dim), (2, 64, 2, 16))
+        self.assertEqual(self.arch.act_bytes, 4)  # float32 tensors
+
+    def test_weight_bytes_match_the_loaded_parameters(self):
+        model = tiny_model()
+        from mlx.utils import tree_flatten
+        self.assertEqual(self.weights, sum(v.nbytes for _, v in tree_flatten(model.parameters())))
+
+    def test_lora_parameter_count_matches_apply_lora(self):
+        model = tiny_model()
+        lora.apply_lora(model, lora.LoraSettings(rank=8))
+        trainable, _ = lora.count_parameters(model)
+        self.assertEqual(memory.lora_parameter_count(self.arch, 8, list(lora.DEFAULT_TARGETS), -1), trainable)
+
+    def test_kv_cache_estimate_equals_mlx_lm_caches(self):
+        # 6 rows x 300 tokens: mlx-lm allocates 512 (two steps of 256) per row
+        model = tiny_model()
+        cache = make_prompt_cache(model)
+        model(mx.zeros((6, 300), dtype=mx.int32), cache=cache)
+        mx.eval([c.state for c in cache])
+        self.assertEqual(memory.kv_cache_bytes(self.arch, rows=6, tokens=300), sum(c.nbytes for c in cache))
+
+    def test_training_activations_within_tolerance_of_measured_peak(self):
+        # tolerance: measured peak of a real LoRA step within 0.6x-1.4x of the estimate
+        for batch, length in [(4, 64), (8, 128)]:
+            model = tiny_model(layers=2, hidden=128, heads=4, kv_heads=2, intermediate=256)
+            lora.apply_lora(model, lora.LoraSettings(rank=8))
+            arch = memory.Architecture(layers=2, hidden=128, intermediate=256, heads=4, kv_heads=2, head_dim=32,
+                                       vocab=model.args.vocab_size, act_bytes=4)
+            estimate = memory.activation_bytes(arch, batch, length)
+            measured = measured_step_activations(model, batch, length)
+            self.assertGreater(measured / estimate, 0.6, (batch, length, measured, estimate))
+            self.assertLess(measured / estimate, 1.4, (batch, length, measured, estimate))
+
+    def test_estimate_scales_kv_with_generations(self):
+        small = memory.estimate(self.arch, self.weights, load_config(None, ["sampling.num_generations=4"]))
+        big = memory.estimate(self.arch, self.weights, load_config(None, ["sampling.num_generations=8"]))
+        self.assertEqual(big.kv_caches, 2 * small.kv_caches)
+        self.assertEqual(big.peak, max(big.rollout_peak, big.train_peak))
+
+    def test_estimate_for_config_reads_a_local_model(self):
+        config = Config.model_validate({"model": {"name": str(self.model_dir)}})
+        arch, est = memory.estimate_for_config(config)
+        self.assertEqual(arch.layers, 2)
+        self.assertEqual(est.weights, self.weights)
+
+
+class TestEstimateMemoryCli(unittest.TestCase):
+    ROOT = Path(__file__).resolve().parents[1]
+
+    def run_cli(self, *args):
+        return subprocess.run([sys.executable, "-m", "scripts.estimate_memory", *args], cwd=self.ROOT,
+                              capture_output=True, text=True)
+
+    def test_prints_the_components_and_peak(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            model_dir, _ = tiny_model_dir(Path(tmp))
+            proc = self.run_cli("--set", f"model.name={model_dir}", "--set", "training.loss_batch_size=2")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        for label in ["weights", "KV caches", "AdamW", "training activations", "run peak"]:
+            self.assertIn(label, proc.stdout)
+
+    def test_bad_override_is_one_error_line(self):
+        proc = self.run_cli("--set", "lora.rank=0")
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(proc.stderr.strip().splitlines(), ["error: config: lora.rank: Input should be greater than or equal to 1 (got 0)"])
+
+
+if __name__ == "__main__":
+    unittest.main()

