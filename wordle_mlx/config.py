@@ -49,6 +49,7 @@ class SamplingConfig(_Section):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_new_tokens: int = Field(96, ge=1)
     max_prompt_tokens: int = Field(256, ge=16)
+    prompt_format: Literal["plain", "symbols", "rows"] = "plain"
 
 
 class TrainingConfig(_Section):
@@ -59,6 +60,34 @@ class TrainingConfig(_Section):
     seed: int = 0
 
 
+class RewardWeights(_Section):
+    """Weight of each reward component in the total (all >= 0)."""
+
+    format: float = Field(0.5, ge=0.0)
+    feedback: float = Field(0.5, ge=0.0)
+    consistency: float = Field(1.0, ge=0.0)
+    information: float = Field(0.5, ge=0.0)
+    win: float = Field(1.0, ge=0.0)
+    repeat: float = Field(1.0, ge=0.0)
+    think_length: float = Field(0.0, ge=0.0)
+
+
+FORMAT_HEAVY = RewardWeights(format=1.0, feedback=0.2, consistency=0.2, information=0.1, win=0.5, repeat=1.0)
+STRATEGY_HEAVY = RewardWeights()
+
+
+class RewardsConfig(_Section):
+    weights: RewardWeights = Field(default_factory=lambda: STRATEGY_HEAVY.model_copy(),
+                                   description="strategy-heavy weights (used after the curriculum switch)")
+    curriculum: bool = Field(True, description="start with format_weights until format compliance passes the threshold")
+    format_weights: RewardWeights = Field(default_factory=lambda: FORMAT_HEAVY.model_copy())
+    switch_threshold: float = Field(0.9, gt=0.0, le=1.0, description="rolling format compliance that switches weights")
+    window: int = Field(64, ge=1, description="completions in the rolling compliance window")
+    early_win_bonus: float = Field(0.1, ge=0.0, description="extra win reward per unused guess")
+    strict_format: bool = Field(True, description="format reward 1.0 needs exactly <think>..</think><guess>..</guess>")
+    think_target_chars: int = Field(300, ge=1, description="think longer than this costs (if think_length > 0)")
+
+
 class LoggingConfig(_Section):
     run_dir: str = "logs/run"
 
@@ -67,6 +96,7 @@ class Config(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    rewards: RewardsConfig = Field(default_factory=RewardsConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 

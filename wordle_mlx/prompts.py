@@ -1,0 +1,160 @@
+"""Prompts the policy sees and the parser for what it answers.
+
+The system prompt states the rules and the answer format: `<think>short reasoning</think>` then
+`<guess>WORD</guess>`. The user turn describes the game in one of three formats:
+
+* `plain` (default; plain English worked best before): every past guess with per-letter feedback
+  (`1. CRANE: C gray, R yellow, A gray, N gray, E green`), then what is known (letters in place,
+  letters in the word but not at given places, letter counts when known, absent letters) and
+  the guesses left.
+* `symbols`: the Predibase course style, `C(x) R(-) A(x) N(x) E(✓)` per guess, plus guesses left.
+* `rows`: one `CRANE XYXXG` row per guess (G/Y/X), plus guesses left.
+
+`parse_completion(text, strict=False)` finds the guess (case-insensitive, whitespace tolerant) or
+says precisely why there is none: no_guess_tag, several_guess_tags, not_letters, wrong_length,
+not_allowed. With `strict=True` the layout must also be exactly one non-empty `<think>` block
+followed by one `<guess>` block and nothing else: no_think, empty_think, extra_text.
+
+Pure Python, no MLX.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from wordle_mlx.game import ABSENT, GREEN, MAX_GUESSES, WORD_LENGTH, Turn, guess_problem, knowledge_from_history
+
+FORMATS = ("plain", "symbols", "rows")
+
+SYSTEM_PROMPT = (
+    "You play Wordle: find the secret 5-letter word in 6 guesses. Each guessed letter gets feedback: "
+    "green = right place, yellow = in the word but elsewhere, gray = not in the word (or no more copies). "
+    "Keep greens, move yellows, avoid grays, never repeat a guess. Answer as:\n"
+    "<think>short reasoning</think>\n<guess>WORD</guess>"
+)
+
+_COLOUR = {GREEN: "green", "Y": "yellow", ABSENT: "gray"}
+_SYMBOL = {GREEN: "✓", "Y": "-", ABSENT: "x"}
+_ORDINAL = ["1st", "2nd", "3rd", "4th", "5th"]
+
+
+def _letters(letters) -> str:
+    return " ".join(sorted(letter.upper() for letter in letters))
+
+
+def _places(positions) -> str:
+    return "/".join(_ORDINAL[p] for p in sorted(positions))
+
+
+def describe_knowledge(turns: Sequence[Turn]) -> list[str]:
+    """Plain-English lines of what the feedback so far proves (empty before the first guess)."""
+    if not turns:
+        return []
+    k = knowledge_from_history(turns)
+    lines = [f"Letters in place: {k.pattern('_')}"]
+    misplaced = k.misplaced
+    if misplaced:
+        parts = [f"{c.upper()} (not {_places(p)})" if p else c.upper() for c, p in misplaced.items()]
+        lines.append("In the word, place unknown: " + ", ".join(parts))
+    counts = []
+    for c in sorted(k.present):
+        lo, hi = k.min_counts[c], k.max_counts.get(c)
+        if hi is not None and hi == lo and (lo > 1 or sum(t.guess.count(c) for t in turns) > 1):
+            counts.append(f"exactly {lo} {c.upper()}")
+        elif lo > 1:
+            counts.append(f"at least {lo} {c.upper()}")
+    if counts:
+        lines.append("Letter counts: " + ", ".join(counts))
+    if k.absent:
+        lines.append("Not in the word: " + _letters(k.absent))
+    return lines
+
+
+def render_state(turns: Sequence[Turn], fmt: str = "plain", max_guesses: int = MAX_GUESSES) -> str:
+    """The user message for a game after `turns`."""
+    left = max_guesses - len(turns)
+    if fmt not in FORMATS:
+        raise ValueError(f"prompt format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    if not turns:
+        return f"New game, {left} guesses. Make your first guess."
+    lines = []
+    for i, t in enumerate(turns, 1):
+        g, fb = t.guess.upper(), t.feedback.upper()
+        if fmt == "plain":
+            lines.append(f"{i}. {g}: " + ", ".join(f"{c} {_COLOUR[f]}" for c, f in zip(g, fb)))
+        elif fmt == "symbols":
+            lines.append(f"{i}. " + " ".join(f"{c}({_SYMBOL[f]})" for c, f in zip(g, fb)))
+        else:
+            lines.append(f"{g} {fb}")
+    if fmt == "plain":
+        lines += describe_knowledge(turns)
+    lines.append(f"{left} guess{'es' if left != 1 else ''} left. Make your next guess.")
+    return "\n".join(lines)
+
+
+def build_messages(turns: Sequence[Turn], fmt: str = "plain", max_guesses: int = MAX_GUESSES,
+                   system_prompt: str = SYSTEM_PROMPT) -> list[dict]:
+    """Chat messages (system + user) for the next turn of a game."""
+    return [{"role": "system", "content": system_prompt},
+            {"role": "user", "content": render_state(turns, fmt, max_guesses)}]
+
+
+def format_completion(think: str, guess: str) -> str:
+    """The exact answer format the model is trained to produce."""
+    return f"<think>{think}</think>\n<guess>{guess.upper()}</guess>"
+
+
+_GUESS = re.compile(r"<guess>(.*?)</guess>", re.IGNORECASE | re.DOTALL)
+_THINK = re.compile(r"<think>(.*?)</think>", re.IGNORECASE | re.DOTALL)
+_STRICT = re.compile(r"\s*<think>(.*?)</think>\s*<guess>(.*?)</guess>\s*", re.IGNORECASE | re.DOTALL)
+
+GUESS_REASONS = ("no_guess_tag", "several_guess_tags", "not_letters", "wrong_length", "not_allowed")
+FORMAT_REASONS = ("no_think", "empty_think", "extra_text")
+
+
+@dataclass
+class Parsed:
+    """What a completion says: the valid guess (lowercase) or why there is none."""
+
+    guess: str | None
+    raw_guess: str | None
+    think: str | None
+    guess_problem: str | None
+    format_problems: list[str] = field(default_factory=list)
+    strict: bool = False
+
+    @property
+    def reason(self) -> str | None:
+        """The first problem: the guess's, else (in strict mode) the layout's."""
+        if self.guess_problem:
+            return self.guess_problem
+        return self.format_problems[0] if (self.strict and self.format_problems) else None
+
+    @property
+    def valid(self) -> bool:
+        return self.reason is None
+
+
+def parse_completion(text: str, strict: bool = False) -> Parsed:
+    """Extract the guess from a completion; see the module docstring for the reasons."""
+    guesses = _GUESS.findall(text or "")
+    thinks = _THINK.findall(text or "")
+    think = thinks[0].strip() if thinks else None
+    format_problems = []
+    if not thinks:
+        format_problems.append("no_think")
+    elif not think:
+        format_problems.append("empty_think")
+    if thinks and len(guesses) == 1 and (len(thinks) > 1 or _STRICT.fullmatch(text) is None):
+        format_problems.append("extra_text")
+    if not guesses:
+        return Parsed(None, None, think, "no_guess_tag", format_problems, strict)
+    if len(guesses) > 1:
+        return Parsed(None, guesses[0].strip(), think, "several_guess_tags", format_problems, strict)
+    raw = guesses[0].strip()
+    problem = guess_problem(raw)
+    if problem is not None:
+        return Parsed(None, raw, think, problem[0], format_problems, strict)
+    return Parsed(raw.lower(), raw, think, None, format_problems, strict)

@@ -1,0 +1,203 @@
+"""Reward functions for one completion in one game state, and the weighted total.
+
+Components (each a small pure function; `score` adds them with weights from the config):
+
+| component     | value                                                                              | range          |
+|---------------|------------------------------------------------------------------------------------|----------------|
+| format        | 0 no/several guess tags, 0.1 wrong length or non-letters, 0.5 not a word, 1.0 valid | 0..1           |
+|               | (valid but with a broken layout under strict format: 0.8)                           |                |
+| feedback      | per letter: +0.2 keeps a known green, +0.1 moves a known yellow to a new place,     | -2.5..1.25     |
+|               | -0.2 puts a yellow back where it was, -0.5 uses an absent letter; +0.05 per new letter |             |
+| consistency   | 1 if the guess could still be the secret (fits all feedback), else 0               | 0..1           |
+| information   | expected bits of the guess over the remaining candidates / log2(#candidates)        | 0..1           |
+| win           | 1 + early_win_bonus * unused guesses when the guess is the secret                  | 0..1+5*bonus   |
+| repeat        | -1 for a word already guessed in this game                                          | -1..0          |
+| think_length  | -(excess chars / target), capped at -1, for think text longer than the target       | -1..0          |
+
+The invariant a previous project broke: a completion without a valid guess scores strictly
+below every valid allowed word in the same state, whatever the weights. A valid guess's total is
+at least L = sum_k w_k * min_k (the ranges above); an invalid completion scores
+L - 1 + 0.5 * format_k (format_k in {0, 0.1, 0.5}), i.e. at most L - 0.75, and keeps the
+ordering no tags < wrong shape < not a word. Nothing else (length, think) is scored for it.
+
+Curriculum: format-heavy weights until the rolling format compliance of the last `window`
+completions reaches `switch_threshold` (default 90%), strategy-heavy weights from then on.
+
+Information uses the MLX pattern table (`wordle_mlx.patterns`); everything else is pure Python.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from math import log2
+from typing import Sequence
+
+from wordle_mlx.config import RewardsConfig, RewardWeights
+from wordle_mlx.game import GameState, Knowledge, Turn, is_consistent
+from wordle_mlx.prompts import Parsed, parse_completion
+
+COMPONENTS = ("format", "feedback", "consistency", "information", "win", "repeat", "think_length")
+_FORMAT_BY_REASON = {"no_guess_tag": 0.0, "several_guess_tags": 0.0, "not_letters": 0.1, "wrong_length": 0.1,
+                     "not_allowed": 0.5}
+FEEDBACK_MIN, FEEDBACK_MAX = -2.5, 1.25
+
+
+def component_ranges(early_win_bonus: float, max_guesses: int = 6) -> dict[str, tuple[float, float]]:
+    """(min, max) of each component for a valid guess."""
+    return {"format": (0.8, 1.0), "feedback": (FEEDBACK_MIN, FEEDBACK_MAX), "consistency": (0.0, 1.0),
+            "information": (0.0, 1.0), "win": (0.0, 1.0 + early_win_bonus * (max_guesses - 1)),
+            "repeat": (-1.0, 0.0), "think_length": (-1.0, 0.0)}
+
+
+def format_reward(parsed: Parsed, strict: bool = True) -> float:
+    """0 / 0.1 / 0.5 for invalid answers by reason, 1.0 valid (0.8 if strict and the layout is off)."""
+    if parsed.guess is None:
+        return _FORMAT_BY_REASON[parsed.guess_problem]
+    return 0.8 if (strict and parsed.format_problems) else 1.0
+
+
+def feedback_reward(guess: str, knowledge: Knowledge, turns: Sequence[Turn]) -> float:
+    """Use of the feedback so far, letter by letter (see the table in the module docstring)."""
+    seen = {c for t in turns for c in t.guess}
+    misplaced = knowledge.misplaced
+    total = 0.0
+    for i, c in enumerate(guess):
+        if knowledge.greens.get(i) == c:
+            total += 0.2
+        elif c in knowledge.absent:
+            total -= 0.5
+        elif c in knowledge.present and i in knowledge.excluded_positions.get(c, ()):
+            total -= 0.2
+        elif c in misplaced:
+            total += 0.1
+    total += 0.05 * len(set(guess) - seen)
+    return total
+
+
+def consistency_reward(guess: str, turns: Sequence[Turn]) -> float:
+    return 1.0 if is_consistent(guess, turns) else 0.0
+
+
+def information_reward(bits: float, n_candidates: int, guess_is_candidate: bool) -> float:
+    """Expected bits normalised by the most a guess can give, log2(#candidates)."""
+    if n_candidates <= 1:
+        return 1.0 if guess_is_candidate else 0.0
+    return max(0.0, min(1.0, bits / log2(n_candidates)))
+
+
+def win_reward(guess: str, secret: str, guess_number: int, max_guesses: int, early_bonus: float) -> float:
+    return 1.0 + early_bonus * (max_guesses - guess_number) if guess == secret else 0.0
+
+
+def repeat_reward(guess: str, turns: Sequence[Turn]) -> float:
+    return -1.0 if any(t.guess == guess for t in turns) else 0.0
+
+
+def think_length_reward(think: str | None, target_chars: int) -> float:
+    excess = max(0, len(think or "") - target_chars)
+    return -min(1.0, excess / target_chars) if excess else 0.0
+
+
+def valid_lower_bound(weights: RewardWeights, early_win_bonus: float, max_guesses: int = 6) -> float:
+    """The lowest total any valid guess can get under `weights`."""
+    ranges = component_ranges(early_win_bonus, max_guesses)
+    return sum(getattr(weights, k) * ranges[k][0] for k in COMPONENTS)
+
+
+@dataclass
+class RewardBreakdown:
+    total: float
+    components: dict[str, float]
+    parsed: Parsed
+
+    @property
+    def valid(self) -> bool:
+        return self.parsed.guess is not None
+
+
+@dataclass
+class CandidateInfo:
+    """Remaining candidates of a state and expected bits per guess word (filled by `information_bits`)."""
+
+    candidates: list[str]
+    bits: dict[str, float] = field(default_factory=dict)
+
+
+def information_bits(turns: Sequence[Turn], guesses: Sequence[str]) -> CandidateInfo:
+    """Candidates after `turns` and the expected bits of each distinct guess over them (MLX)."""
+    from wordle_mlx import patterns
+    from wordle_mlx import words as wordlists
+
+    answers = wordlists.answers()
+    candidates = [answers[i] for i in patterns.candidate_indices(turns)]
+    info = CandidateInfo(candidates)
+    unique = sorted(set(guesses))
+    if unique and len(candidates) > 1:
+        bits = patterns.guess_entropies(candidates, guesses=unique)
+        info.bits = {g: float(b) for g, b in zip(unique, bits)}
+    return info
+
+
+def score_parsed(parsed: Parsed, state: GameState, weights: RewardWeights, config: RewardsConfig,
+                 info: CandidateInfo) -> RewardBreakdown:
+    """Weighted total and components for an already parsed completion."""
+    fmt = format_reward(parsed, config.strict_format)
+    if parsed.guess is None:
+        floor = valid_lower_bound(weights, config.early_win_bonus, state.max_guesses)
+        components = {k: 0.0 for k in COMPONENTS}
+        components["format"] = fmt
+        return RewardBreakdown(floor - 1.0 + 0.5 * fmt, components, parsed)
+    g, turns = parsed.guess, state.turns
+    components = {
+        "format": fmt,
+        "feedback": feedback_reward(g, state.knowledge, turns),
+        "consistency": consistency_reward(g, turns),
+        "information": information_reward(info.bits.get(g, 0.0), len(info.candidates), g in info.candidates),
+        "win": win_reward(g, state.secret, len(turns) + 1, state.max_guesses, config.early_win_bonus),
+        "repeat": repeat_reward(g, turns),
+        "think_length": think_length_reward(parsed.think, config.think_target_chars),
+    }
+    total = sum(getattr(weights, k) * v for k, v in components.items())
+    return RewardBreakdown(total, components, parsed)
+
+
+def score_group(completions: Sequence[str], state: GameState, weights: RewardWeights | None = None,
+                config: RewardsConfig | None = None) -> list[RewardBreakdown]:
+    """Score all completions sampled for one state (one MLX entropy call for the group)."""
+    config = config or RewardsConfig()
+    weights = weights or config.weights
+    parsed = [parse_completion(c, strict=config.strict_format) for c in completions]
+    info = information_bits(state.turns, [p.guess for p in parsed if p.guess])
+    return [score_parsed(p, state, weights, config, info) for p in parsed]
+
+
+def score(completion: str, state: GameState, weights: RewardWeights | None = None,
+          config: RewardsConfig | None = None) -> RewardBreakdown:
+    """Score one completion for the game `state` (the state before this guess)."""
+    return score_group([completion], state, weights, config)[0]
+
+
+class Curriculum:
+    """Format-heavy weights until rolling format compliance reaches the threshold, then strategy-heavy."""
+
+    def __init__(self, config: RewardsConfig):
+        self.config = config
+        self.recent: deque[bool] = deque(maxlen=config.window)
+        self.switched = not config.curriculum
+
+    @property
+    def weights(self) -> RewardWeights:
+        return self.config.weights if self.switched else self.config.format_weights
+
+    @property
+    def compliance(self) -> float:
+        return sum(self.recent) / len(self.recent) if self.recent else 0.0
+
+    def update(self, breakdowns: Sequence[RewardBreakdown]) -> bool:
+        """Record the format compliance of new completions; returns True when this call switches."""
+        self.recent.extend(b.components["format"] == 1.0 for b in breakdowns)
+        if not self.switched and len(self.recent) == self.recent.maxlen and self.compliance >= self.config.switch_threshold:
+            self.switched = True
+            return True
+        return False

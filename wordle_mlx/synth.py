@@ -1,0 +1,160 @@
+"""Synthetic data: RL start states and SFT traces made by solvers.
+
+* RL states: a secret from one split plus 0..`max_turns` earlier turns (default 0-4), each played by
+  a policy drawn from a mix (entropy-greedy, random consistent candidate, a plain valid word from
+  the answer list), never already won: a guess that would win is replaced by another plain word.
+* SFT examples: such a state, and as target the guess of a solver (`entropy`, or `optimal`: the
+  proven tree, which falls back to entropy-greedy off its own paths), written in the exact answer
+  format with a short think text that is true for the state.
+
+Think styles:
+* `scratchpad` (default): the constraints a small model cannot track silently, then why this word:
+  `pattern ??LL? | has E O | not A C N R | E not 5, O not 2 | 3 fit | HELLO fits`
+  (pattern = greens, has = letters in the word whose place is unknown, not = absent letters)
+  or, for a probing word, `SLATE splits 12 into 9`.
+* `count`: only `N words still fit` (what a failed probe used; kept for comparison).
+`think_max_chars` drops the least important scratchpad fields until the text fits.
+
+Everything is seeded (`random.Random(seed)`) and reproducible. Train files never contain eval
+secrets (`words.check_training_secrets`). No model imports; the solvers use the pattern table.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+from wordle_mlx import solvers
+from wordle_mlx import words as wordlists
+from wordle_mlx.game import GameState, Turn, filter_candidates, is_consistent, knowledge_from_history
+from wordle_mlx.prompts import build_messages, format_completion
+
+THINK_STYLES = ("scratchpad", "count")
+TARGET_POLICIES = ("entropy", "optimal")
+PREFIX_MIX = (("entropy", 0.5), ("consistent", 0.3), ("plain", 0.2))
+
+
+@dataclass
+class ThinkField:
+    text: str
+    priority: int  # higher is kept longer when trimming
+
+
+def scratchpad_fields(turns: Sequence[Turn], guess: str, n_candidates: int, splits: int | None) -> list[ThinkField]:
+    """The scratchpad's fields for a state and the chosen guess (all true by construction)."""
+    g = guess.upper()
+    if not turns:
+        return [ThinkField("no clues yet", 3), ThinkField(f"{n_candidates} possible", 1), ThinkField(f"open with {g}", 10)]
+    k = knowledge_from_history(turns)
+    fields = [ThinkField(f"pattern {k.pattern('?')}", 9)]
+    if k.misplaced:
+        fields.append(ThinkField("has " + " ".join(c.upper() for c in k.misplaced), 8))
+    if k.absent:
+        fields.append(ThinkField("not " + " ".join(sorted(c.upper() for c in k.absent)), 7))
+    placed = [f"{c.upper()} not {','.join(str(p + 1) for p in sorted(pos))}" for c, pos in k.misplaced.items() if pos]
+    if placed:
+        fields.append(ThinkField(", ".join(placed), 5))
+    fields.append(ThinkField(f"{n_candidates} fit", 4))
+    if is_consistent(guess, turns):
+        fields.append(ThinkField(f"{g} fits", 10))
+    else:
+        fields.append(ThinkField(f"{g} splits {n_candidates} into {splits}" if splits else f"{g} probes", 10))
+    return fields
+
+
+def think_text(turns: Sequence[Turn], guess: str, style: str = "scratchpad", max_chars: int = 200) -> str:
+    """A short, true think text for playing `guess` after `turns`."""
+    candidates = filter_candidates(turns)
+    if style == "count":
+        return f"{len(candidates)} words still fit"
+    if style != "scratchpad":
+        raise ValueError(f"think style: expected one of {', '.join(THINK_STYLES)}, got {style!r}")
+    splits = None
+    if not is_consistent(guess, turns):
+        from wordle_mlx.game import feedback
+
+        splits = len({feedback(guess, c) for c in candidates})
+    fields = scratchpad_fields(turns, guess, len(candidates), splits)
+    while len(fields) > 1 and len(" | ".join(f.text for f in fields)) > max_chars:
+        fields.remove(min(fields, key=lambda f: f.priority))
+    return " | ".join(f.text for f in fields)
+
+
+class StateSampler:
+    """Plays 0..max_turns earlier turns for a secret with a seeded mix of policies."""
+
+    def __init__(self, seed: int = 0, max_turns: int = 4, min_turns: int = 0):
+        if not 0 <= min_turns <= max_turns <= 5:
+            raise ValueError(f"turns: expected 0 <= min_turns <= max_turns <= 5, got {min_turns}..{max_turns}")
+        self.rng = random.Random(seed)
+        self.min_turns, self.max_turns = min_turns, max_turns
+        self.entropy = solvers.EntropyPolicy()
+        self.consistent = solvers.ConsistentPolicy(seed=seed, table=self.entropy.table)
+        self.consistent.rng = self.rng
+
+    def _plain(self, state: GameState) -> str:
+        answers = wordlists.answers()
+        while True:
+            word = answers[self.rng.randrange(len(answers))]
+            if word != state.secret and word not in state.guesses:
+                return word
+
+    def sample(self, secret: str) -> GameState:
+        state = GameState(secret)
+        for _ in range(self.rng.randint(self.min_turns, self.max_turns)):
+            name = self.rng.choices([n for n, _ in PREFIX_MIX], [w for _, w in PREFIX_MIX])[0]
+            guess = self._plain(state) if name == "plain" else getattr(self, name).guess(state.turns)
+            if guess == state.secret or guess in state.guesses:
+                guess = self._plain(state)
+            state = state.play(guess)
+        return state
+
+
+def _turns_json(state: GameState) -> list[list[str]]:
+    return [[t.guess, t.feedback] for t in state.turns]
+
+
+def rl_records(secrets: Sequence[str], split: str, seed: int = 0, fmt: str = "plain", max_turns: int = 4,
+               on_record: Callable[[], None] | None = None) -> Iterator[dict]:
+    """One RL start state per secret (in order), as JSON-ready dicts."""
+    sampler = StateSampler(seed, max_turns)
+    for secret in secrets:
+        state = sampler.sample(secret)
+        yield {"secret": secret, "split": split, "turns": _turns_json(state),
+               "messages": build_messages(state.turns, fmt), "format": fmt}
+        if on_record:
+            on_record()
+
+
+def sft_records(secrets: Sequence[str], split: str, seed: int = 0, fmt: str = "plain", max_turns: int = 4,
+                policy: str = "entropy", think_style: str = "scratchpad", think_max_chars: int = 200,
+                on_record: Callable[[], None] | None = None) -> Iterator[dict]:
+    """One SFT example per secret: state, solver target and a true think text."""
+    if policy not in TARGET_POLICIES:
+        raise ValueError(f"policy: expected one of {', '.join(TARGET_POLICIES)}, got {policy!r}")
+    sampler = StateSampler(seed, max_turns)
+    target_policy = sampler.entropy if policy == "entropy" else solvers.OptimalTreePolicy(table=sampler.entropy.table)
+    for secret in secrets:
+        state = sampler.sample(secret)
+        target = target_policy.guess(state.turns)
+        think = think_text(state.turns, target, think_style, think_max_chars)
+        yield {"secret": secret, "split": split, "turns": _turns_json(state),
+               "messages": build_messages(state.turns, fmt), "completion": format_completion(think, target),
+               "target": target, "policy": policy, "think_style": think_style, "format": fmt}
+        if on_record:
+            on_record()
+
+
+def secrets_for(split: str, n: int, seed: int = 0) -> list[str]:
+    """`n` secrets drawn with replacement-free cycles from a split (seeded); train never sees eval."""
+    pool = list(wordlists.split_words(split))
+    rng = random.Random(f"{seed}-{split}-secrets")
+    secrets: list[str] = []
+    while len(secrets) < n:
+        cycle = pool[:]
+        rng.shuffle(cycle)
+        secrets.extend(cycle[: n - len(secrets)])
+    if split == "train":
+        wordlists.check_training_secrets(secrets)
+    return secrets
