@@ -2,6 +2,7 @@
 
     python -m scripts.benchmark patterns [--repeats 2]
     python -m scripts.benchmark matmul [--repeats 3]
+    python -m scripts.benchmark rewards
 
 `patterns`: the full 12,972 x 2,315 pattern table with our MLX kernel as the package runs it
 (CPU: eager, chunks spread over one stream per core; GPU: mx.compile), the other kernel variant
@@ -11,6 +12,9 @@ for reference, and a straightforward numpy implementation, in one run; ends with
 `matmul`: a float32 1024x1024 matmul and one 128-token forward pass of the default model
 (float32 on the CPU) and a short greedy generation (tokens/s), each in a subprocess with the system OpenBLAS and one with MLX's bundled
 BLAS (WORDLE_MLX_BLAS=0); prints both and the ratios.
+
+`rewards`: scoring of 16 groups x 8 completions (one GRPO step's worth of a turn) in game states
+made by data_synth.
 """
 
 from __future__ import annotations
@@ -23,13 +27,20 @@ import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["patterns", "matmul"])
+    parser.add_argument("what", choices=["patterns", "matmul", "rewards"])
     parser.add_argument("--repeats", type=int, default=None, help="best of N runs (default 2 patterns, 3 matmul)")
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error(f"--repeats: expected >= 1, got {args.repeats}")
     if args.what == "matmul":
         return matmul(args.repeats or 3)
+    if args.what == "rewards":
+        from wordle_mlx.benchmarks import benchmark_rewards
+
+        r = benchmark_rewards()
+        print(f"scored {r['groups']} groups x {r['generations']} completions in {r['seconds']:.3f} s: "
+              f"{r['ms_per_group']:.1f} ms per group, {r['us_per_completion']:.0f} us per completion")
+        return 0
     args.repeats = args.repeats or 2
 
     from wordle_mlx.benchmarks import benchmark_patterns

@@ -11,7 +11,8 @@ import unittest
 import mlx.core as mx
 from mlx_lm import generate
 
-from wordle_mlx import lora, models
+from wordle_mlx import lora, models, prompts
+from wordle_mlx.game import GameState
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -38,6 +39,15 @@ class TestDefaultModel(unittest.TestCase):
 
     def test_answers_a_plain_factual_question(self):
         self.assertIn("Paris", answer(self.model, self.tokenizer))
+
+    def test_default_prompt_for_five_guesses_is_short(self):
+        state = GameState("hello")
+        for g in ["soare", "until", "pygmy", "chick", "belle"]:
+            state = state.play(g)
+        user = prompts.render_state(state.turns, "plain")
+        self.assertLessEqual(len(self.tokenizer.encode(user)), 200)
+        full = self.tokenizer.apply_chat_template(prompts.build_messages(state.turns), add_generation_prompt=True)
+        self.assertLessEqual(len(full), 300)
 
     def test_fused_equals_unfused_and_stays_sensible(self):
         model, tokenizer = models.load_model(models.DEFAULT_MODEL)  # float32 on the CPU

@@ -120,3 +120,25 @@ def benchmark_blas(repeats: int = 3) -> dict:
     results["forward_speedup"] = results["bundled"]["forward_s"] / results["openblas"]["forward_s"]
     results["generation_speedup"] = results["openblas"]["generation_tps"] / results["bundled"]["generation_tps"]
     return results
+
+
+def benchmark_rewards(groups: int = 16, generations: int = 8, seed: int = 0) -> dict:
+    """Time `rewards.score_group` on realistic groups: states from data_synth, completions of solver words."""
+    import random
+
+    from wordle_mlx import rewards, synth
+    from wordle_mlx.prompts import format_completion
+
+    rng = random.Random(seed)
+    sampler = synth.StateSampler(seed)
+    states = [sampler.sample(s) for s in synth.secrets_for("train", groups, seed)]
+    allowed = wordlists.allowed()
+    batches = [[format_completion("x", rng.choice(allowed)) for _ in range(generations)] for _ in states]
+    patterns.load_pattern_table()
+    rewards.score_group(batches[0], states[0])  # warm-up
+    start = time.perf_counter()
+    for state, batch in zip(states, batches):
+        rewards.score_group(batch, state)
+    seconds = time.perf_counter() - start
+    return {"groups": groups, "generations": generations, "seconds": seconds,
+            "ms_per_group": 1e3 * seconds / groups, "us_per_completion": 1e6 * seconds / (groups * generations)}

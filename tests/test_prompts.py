@@ -1,0 +1,91 @@
+import unittest
+
+from wordle_mlx.game import GameState
+from wordle_mlx.prompts import FORMATS, SYSTEM_PROMPT, build_messages, format_completion, parse_completion, render_state
+
+# HELLO after LLAMA (L yellow twice) and LOLLY (first L gray, two L green): repeated letters in both directions
+REPEATS = GameState("hello").play("llama").play("lolly").turns
+
+
+class TestRender(unittest.TestCase):
+    def test_plain_lists_every_letter_with_its_colour(self):
+        text = render_state(REPEATS, "plain")
+        self.assertIn("1. LLAMA: L yellow, L yellow, A gray, M gray, A gray", text)
+        self.assertIn("2. LOLLY: L gray, O yellow, L green, L green, Y gray", text)
+
+    def test_plain_states_what_is_known(self):
+        text = render_state(REPEATS, "plain")
+        self.assertIn("Letters in place: __LL_", text)
+        self.assertIn("In the word, place unknown: O (not 2nd)", text)
+        self.assertIn("Not in the word: A M Y", text)
+
+    def test_plain_states_exact_letter_counts_from_repeats(self):
+        self.assertIn("exactly 2 L", render_state(REPEATS, "plain"))
+
+    def test_symbols_format(self):
+        text = render_state(REPEATS, "symbols")
+        self.assertIn("1. L(-) L(-) A(x) M(x) A(x)", text)
+        self.assertIn("2. L(x) O(-) L(✓) L(✓) Y(x)", text)
+
+    def test_rows_format(self):
+        self.assertEqual(render_state(REPEATS, "rows").splitlines()[:2], ["LLAMA YYXXX", "LOLLY XYGGX"])
+
+    def test_every_format_says_guesses_left(self):
+        for fmt in FORMATS:
+            self.assertIn("4 guesses left", render_state(REPEATS, fmt), fmt)
+
+    def test_first_turn(self):
+        self.assertIn("first guess", render_state((), "plain"))
+
+    def test_unknown_format_raises(self):
+        with self.assertRaisesRegex(ValueError, "prompt format"):
+            render_state(REPEATS, "emoji")
+
+    def test_messages_are_system_then_user(self):
+        messages = build_messages(REPEATS)
+        self.assertEqual([m["role"] for m in messages], ["system", "user"])
+        self.assertEqual(messages[0]["content"], SYSTEM_PROMPT)
+        self.assertIn("<guess>WORD</guess>", SYSTEM_PROMPT)
+
+
+class TestParse(unittest.TestCase):
+    def test_valid_completion(self):
+        p = parse_completion("<think>E is green</think>\n<guess>CRANE</guess>", strict=True)
+        self.assertEqual((p.guess, p.think, p.reason), ("crane", "E is green", None))
+
+    def test_case_and_whitespace_tolerant(self):
+        self.assertEqual(parse_completion("<THINK>x</THINK> <Guess>  Crane \n</GUESS>").guess, "crane")
+
+    def test_no_guess_tag(self):
+        self.assertEqual(parse_completion("<think>hmm</think> CRANE").reason, "no_guess_tag")
+
+    def test_several_guess_tags(self):
+        self.assertEqual(parse_completion("<guess>crane</guess><guess>slate</guess>").reason, "several_guess_tags")
+
+    def test_wrong_length(self):
+        self.assertEqual(parse_completion("<guess>cranes</guess>").reason, "wrong_length")
+
+    def test_non_letters(self):
+        self.assertEqual(parse_completion("<guess>cr4ne</guess>").reason, "not_letters")
+
+    def test_not_an_allowed_word(self):
+        self.assertEqual(parse_completion("<guess>abcde</guess>").reason, "not_allowed")
+
+    def test_empty_think_only_matters_when_strict(self):
+        text = "<think> </think><guess>crane</guess>"
+        self.assertIsNone(parse_completion(text).reason)
+        self.assertEqual(parse_completion(text, strict=True).reason, "empty_think")
+
+    def test_missing_think_when_strict(self):
+        self.assertEqual(parse_completion("<guess>crane</guess>", strict=True).reason, "no_think")
+
+    def test_extra_text_when_strict(self):
+        self.assertEqual(parse_completion("<think>a</think><guess>crane</guess> done!", strict=True).reason, "extra_text")
+
+    def test_format_completion_round_trips(self):
+        p = parse_completion(format_completion("pattern ??A?E", "brace"), strict=True)
+        self.assertEqual((p.guess, p.think, p.reason), ("brace", "pattern ??A?E", None))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,141 @@
+import random
+import unittest
+
+import numpy as np
+
+from wordle_mlx import rewards, words
+from wordle_mlx.config import FORMAT_HEAVY, STRATEGY_HEAVY, RewardsConfig, RewardWeights
+from wordle_mlx.game import GameState, Turn, feedback, knowledge_from_history
+from wordle_mlx.prompts import format_completion, parse_completion
+
+STATE = GameState("hello").play("crane")  # E yellow at 5th; C R A N absent
+
+
+def ok(word: str) -> str:
+    return format_completion("reasoning", word)
+
+
+class TestComponents(unittest.TestCase):
+    def test_format_levels(self):
+        levels = [rewards.format_reward(parse_completion(t)) for t in
+                  ["nothing", "<guess>cranes</guess>", "<guess>abcde</guess>", ok("crane")]]
+        self.assertEqual(levels, [0.0, 0.1, 0.5, 1.0])
+
+    def test_strict_layout_costs_a_little(self):
+        self.assertEqual(rewards.format_reward(parse_completion("<guess>crane</guess>", strict=True)), 0.8)
+
+    def test_feedback_keeps_green(self):
+        turns = GameState("hello").play("belle").turns  # E, L, L green
+        k = knowledge_from_history(turns)
+        self.assertAlmostEqual(rewards.feedback_reward("hello", k, turns), 0.2 * 3 + 0.05 * 2)  # H, O new
+
+    def test_feedback_moves_yellow(self):
+        k = STATE.knowledge
+        self.assertAlmostEqual(rewards.feedback_reward("eight", k, STATE.turns), 0.1 + 0.05 * 4)
+
+    def test_feedback_punishes_yellow_in_old_place(self):
+        k = STATE.knowledge
+        self.assertAlmostEqual(rewards.feedback_reward("globe", k, STATE.turns), -0.2 + 0.05 * 4)
+
+    def test_feedback_punishes_absent_letters(self):
+        k = STATE.knowledge
+        self.assertAlmostEqual(rewards.feedback_reward("cairn", k, STATE.turns), -0.5 * 4 + 0.05)
+
+    def test_consistency(self):
+        self.assertEqual(rewards.consistency_reward("hello", STATE.turns), 1.0)
+        self.assertEqual(rewards.consistency_reward("globe", STATE.turns), 0.0)
+
+    def test_information_is_normalised(self):
+        self.assertEqual(rewards.information_reward(3.0, 8, False), 1.0)
+        self.assertEqual(rewards.information_reward(1.5, 8, False), 0.5)
+        self.assertEqual(rewards.information_reward(0.0, 1, True), 1.0)
+
+    def test_information_from_the_table(self):
+        b = rewards.score(ok("soare"), GameState("hello"))
+        self.assertAlmostEqual(b.components["information"], 5.8860 / np.log2(2315), places=3)
+
+    def test_win_with_early_bonus(self):
+        self.assertAlmostEqual(rewards.win_reward("hello", "hello", 2, 6, 0.1), 1.4)
+        self.assertEqual(rewards.win_reward("belle", "hello", 2, 6, 0.1), 0.0)
+
+    def test_repeat_costs(self):
+        self.assertEqual(rewards.repeat_reward("crane", STATE.turns), -1.0)
+        self.assertEqual(rewards.repeat_reward("slate", STATE.turns), 0.0)
+
+    def test_think_length(self):
+        self.assertEqual(rewards.think_length_reward("x" * 100, 200), 0.0)
+        self.assertEqual(rewards.think_length_reward("x" * 300, 200), -0.5)
+        self.assertEqual(rewards.think_length_reward("x" * 5000, 200), -1.0)
+
+    def test_breakdown_total_is_the_weighted_sum(self):
+        b = rewards.score(ok("hello"), STATE)
+        w = RewardsConfig().weights
+        self.assertAlmostEqual(b.total, sum(getattr(w, k) * v for k, v in b.components.items()))
+        self.assertEqual(set(b.components), set(rewards.COMPONENTS))
+
+
+JUNK = [
+    "", "<think></think><guess></guess>", "<think>x</think>", "<guess>", "<guess>cranes</guess>",
+    "<guess>12345</guess>", "<guess>abcde</guess>", "<guess>crane</guess><guess>slate</guess>",
+    "<think>" + "long " * 2000 + "</think><guess>qqqqq</guess>", "THINK THINK THINK", "<guess>cr ne</guess>",
+    "<think>hello</think>\n<guess>he</guess>",
+]
+
+
+def weight_sets():
+    rng = random.Random(0)
+    sets = [FORMAT_HEAVY, STRATEGY_HEAVY, RewardWeights(think_length=2.0, repeat=3.0, feedback=2.0)]
+    for _ in range(3):
+        sets.append(RewardWeights(**{k: rng.uniform(0, 3) for k in rewards.COMPONENTS}))
+    return sets
+
+
+class TestInvalidNeverBeatsValid(unittest.TestCase):
+    """Exhaustive: every allowed word vs every junk completion, over generated states and weight sets."""
+
+    def test_invalid_scores_strictly_below_every_allowed_word(self):
+        rng = random.Random(7)
+        allowed = words.allowed()
+        for n_state in range(8):
+            secret = rng.choice(words.split_words("train"))
+            state = GameState(secret)
+            for g in rng.sample(allowed, rng.randint(0, 5)):
+                state = state.play(g)
+            config = RewardsConfig(early_win_bonus=rng.choice([0.0, 0.1, 0.5]))
+            # every allowed word, with the worst layout and longest think allowed for a valid guess
+            long_think = "x" * (config.think_target_chars * 3)
+            completions = [format_completion(long_think, w) for w in allowed] + JUNK
+            parsed = [parse_completion(c, strict=True) for c in completions]
+            info = rewards.information_bits(state.turns, list(allowed))
+            for weights in weight_sets():
+                totals = [rewards.score_parsed(p, state, weights, config, info) for p in parsed]
+                valid = [b.total for b in totals if b.valid]
+                invalid = [b.total for b in totals if not b.valid]
+                self.assertEqual(len(valid), len(allowed))
+                self.assertLess(max(invalid), min(valid), (secret, state.turns, weights))
+
+    def test_invalid_completions_keep_their_order(self):
+        b = [rewards.score(t, STATE).total for t in ["nothing", "<guess>cranes</guess>", "<guess>abcde</guess>"]]
+        self.assertLess(b[0], b[1])
+        self.assertLess(b[1], b[2])
+
+
+class TestCurriculum(unittest.TestCase):
+    def test_switches_once_compliance_passes_threshold(self):
+        config = RewardsConfig(window=10, switch_threshold=0.9)
+        cur = rewards.Curriculum(config)
+        self.assertEqual(cur.weights, config.format_weights)
+        bad = rewards.score("nothing", STATE)
+        good = rewards.score(ok("hello"), STATE)
+        self.assertFalse(cur.update([good] * 8 + [bad] * 2))  # 80%
+        self.assertTrue(cur.update([good] * 9))  # last 10: 1 bad, 9 good = 90%
+        self.assertEqual(cur.weights, config.weights)
+        self.assertFalse(cur.update([bad] * 10))  # stays switched
+
+    def test_disabled_curriculum_uses_strategy_weights(self):
+        config = RewardsConfig(curriculum=False)
+        self.assertEqual(rewards.Curriculum(config).weights, config.weights)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,123 @@
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+from wordle_mlx import solvers, synth, words
+from wordle_mlx.game import GameState, feedback, filter_candidates, is_consistent, knowledge_from_history
+from wordle_mlx.prompts import build_messages, parse_completion
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def replay(record) -> GameState:
+    """Play the record's turns through the engine, checking each recorded feedback."""
+    state = GameState(record["secret"])
+    for guess, fb in record["turns"]:
+        state = state.play(guess)
+        assert state.turns[-1].feedback == fb, (record["secret"], guess, fb)
+    return state
+
+
+def scratchpad_facts(think: str) -> dict:
+    return dict(f.split(" ", 1) if " " in f else (f, "") for f in think.split(" | "))
+
+
+class TestSftRecords(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.secrets = synth.secrets_for("train", 120, seed=5)
+        cls.records = list(synth.sft_records(cls.secrets, "train", seed=5))
+
+    def test_every_example_replays_and_its_think_is_true(self):
+        entropy = solvers.EntropyPolicy()
+        for r in self.records:
+            state = replay(r)
+            self.assertFalse(state.finished)
+            parsed = parse_completion(r["completion"], strict=True)
+            self.assertTrue(parsed.valid, r["completion"])
+            self.assertEqual(parsed.guess, r["target"])
+            self.assertEqual(r["target"], entropy.guess(state.turns))  # the solver's move for this history
+            self.assertEqual(r["messages"], build_messages(state.turns))
+            if not state.turns:
+                continue
+            facts = scratchpad_facts(parsed.think)
+            k = knowledge_from_history(state.turns)
+            cands = filter_candidates(state.turns)
+            self.assertEqual(facts["pattern"], k.pattern("?"))
+            self.assertEqual(set(facts.get("has", "").split()), {c.upper() for c in k.misplaced})
+            self.assertEqual(set(facts.get("not", "").split()), {c.upper() for c in k.absent})
+            count = next(int(f.split()[0]) for f in parsed.think.split(" | ") if f.endswith(" fit"))
+            self.assertEqual(count, len(cands))
+            last = parsed.think.split(" | ")[-1]
+            if is_consistent(r["target"], state.turns):
+                self.assertEqual(last, f"{r['target'].upper()} fits")
+            else:
+                n_groups = int(re.search(r"into (\d+)", last).group(1))
+                self.assertEqual(n_groups, len({feedback(r["target"], c) for c in cands}))
+
+    def test_histories_cover_zero_to_four_turns(self):
+        self.assertEqual({len(r["turns"]) for r in self.records}, {0, 1, 2, 3, 4})
+
+    def test_think_max_chars_trims_fields(self):
+        turns = GameState("hello").play("soare").play("until").turns
+        short = synth.think_text(turns, "hello", max_chars=30)
+        self.assertLessEqual(len(short), 30)
+        self.assertTrue(short.endswith("HELLO fits"))
+
+    def test_count_style(self):
+        turns = GameState("hello").play("soare").turns
+        self.assertEqual(synth.think_text(turns, "hello", "count"), f"{len(filter_candidates(turns))} words still fit")
+
+    def test_optimal_policy_targets(self):
+        record = next(synth.sft_records(["hello"], "train", seed=1, max_turns=0, policy="optimal"))
+        self.assertEqual(record["target"], "salet")
+
+
+class TestRlRecords(unittest.TestCase):
+    def test_states_replay_and_are_never_won(self):
+        secrets = synth.secrets_for("train", 200, seed=2)
+        for r in synth.rl_records(secrets, "train", seed=2):
+            state = replay(r)
+            self.assertFalse(state.won)
+            self.assertLessEqual(len(r["turns"]), 4)
+            self.assertEqual(r["messages"], build_messages(state.turns))
+
+    def test_seeded_and_reproducible(self):
+        a = list(synth.rl_records(synth.secrets_for("train", 30, 3), "train", seed=3))
+        b = list(synth.rl_records(synth.secrets_for("train", 30, 3), "train", seed=3))
+        c = list(synth.rl_records(synth.secrets_for("train", 30, 4), "train", seed=4))
+        self.assertEqual(a, b)
+        self.assertNotEqual(a, c)
+
+
+class TestSplitsAndCli(unittest.TestCase):
+    def test_train_secrets_never_include_eval_answers(self):
+        secrets = synth.secrets_for("train", 5000, seed=9)
+        self.assertFalse(set(secrets) & set(words.split_words("eval")))
+        self.assertEqual(set(secrets), set(words.split_words("train")))  # cycles through the whole split
+
+    def test_cli_writes_jsonl(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "sft.jsonl"
+            proc = subprocess.run([sys.executable, "-m", "scripts.data_synth", "--mode", "sft", "--n", "12",
+                                   "--split", "train", "--out", str(out), "--seed", "1"], cwd=ROOT,
+                                  capture_output=True, text=True)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            rows = [json.loads(l) for l in out.read_text().splitlines()]
+        self.assertEqual(len(rows), 12)
+        self.assertTrue(all(r["split"] == "train" and r["secret"] in words.split_words("train") for r in rows))
+
+    def test_cli_bad_argument_is_one_error_line(self):
+        proc = subprocess.run([sys.executable, "-m", "scripts.data_synth", "--mode", "rl", "--n", "0", "--out", "x.jsonl"],
+                              cwd=ROOT, capture_output=True, text=True)
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("--n: expected a positive number", proc.stderr)
+        self.assertNotIn("Traceback", proc.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
