@@ -1,5 +1,5 @@
 """Tiny random llama models for fast tests: built in memory, or written as a GGUF file and
-converted by wordle_mlx.gguf into an mlx-lm directory (with a small byte-level BPE tokenizer)."""
+converted by wordle_mlx.gguf into an mlx-lm directory (with the tiny byte-level BPE tokenizer)."""
 
 from __future__ import annotations
 
@@ -9,34 +9,11 @@ import mlx.core as mx
 from mlx.utils import tree_flatten
 from mlx_lm.models import llama
 
-SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-MERGES = ["h e", "l l", "o r", "he ll", "Ġ w", "Ġw or"]
-CHAT_TEMPLATE = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
-                 "'<|im_end|>\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
-
-
-def byte_alphabet() -> list[str]:
-    """GPT-2's printable stand-ins for the 256 bytes."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for _, c in sorted(zip(bs, cs))]
-
-
-def vocabulary() -> list[str]:
-    return SPECIALS + byte_alphabet() + ["".join(m.split(" ")) for m in MERGES]
+from wordle_mlx.tiny import MERGES, SPECIALS, model_config, tokenizer_metadata, vocabulary  # noqa: F401
 
 
 def tiny_args(layers: int = 2, hidden: int = 64, heads: int = 4, kv_heads: int = 2, intermediate: int = 128) -> llama.ModelArgs:
-    return llama.ModelArgs(model_type="llama", hidden_size=hidden, num_hidden_layers=layers,
-                           intermediate_size=intermediate, num_attention_heads=heads, num_key_value_heads=kv_heads,
-                           rms_norm_eps=1e-5, vocab_size=len(vocabulary()), rope_traditional=True,
-                           tie_word_embeddings=True, rope_theta=10000.0)
+    return llama.ModelArgs.from_dict(model_config(layers, hidden, heads, kv_heads, intermediate))
 
 
 def tiny_model(seed: int = 0, **kwargs) -> llama.Model:
@@ -66,9 +43,10 @@ def write_tiny_gguf(path: Path, model: llama.Model, architecture: str = "llama")
     """Write `model` as a float32 GGUF with llama metadata and the tiny tokenizer."""
     args = model.args
     tensors = {gguf_name(k): v.astype(mx.float32) for k, v in tree_flatten(model.parameters())}
-    vocab = vocabulary()
     u32 = lambda v: mx.array(v, dtype=mx.uint32)  # noqa: E731
-    meta = {
+    meta = {k: (mx.array(v, dtype=mx.int32) if k.endswith("token_type") else u32(v) if isinstance(v, int) else v)
+            for k, v in tokenizer_metadata().items()}
+    meta.update({
         "general.architecture": architecture,
         "general.name": "tiny-test-llama",
         "llama.block_count": u32(args.num_hidden_layers),
@@ -79,17 +57,7 @@ def write_tiny_gguf(path: Path, model: llama.Model, architecture: str = "llama")
         "llama.attention.layer_norm_rms_epsilon": mx.array(args.rms_norm_eps, dtype=mx.float32),
         "llama.rope.freq_base": mx.array(args.rope_theta, dtype=mx.float32),
         "llama.context_length": u32(512),
-        "tokenizer.ggml.model": "gpt2",
-        "tokenizer.ggml.pre": "smollm",
-        "tokenizer.ggml.tokens": vocab,
-        "tokenizer.ggml.merges": MERGES,
-        "tokenizer.ggml.token_type": mx.array([3] * len(SPECIALS) + [1] * (len(vocab) - len(SPECIALS)), dtype=mx.int32),
-        "tokenizer.ggml.bos_token_id": u32(1),
-        "tokenizer.ggml.eos_token_id": u32(2),
-        "tokenizer.ggml.unknown_token_id": u32(0),
-        "tokenizer.ggml.padding_token_id": u32(2),
-        "tokenizer.chat_template": CHAT_TEMPLATE,
-    }
+    })
     mx.save_gguf(str(path), tensors, meta)
     return path
 

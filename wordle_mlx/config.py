@@ -53,10 +53,24 @@ class SamplingConfig(_Section):
 
 
 class TrainingConfig(_Section):
-    games_per_step: int = Field(4, ge=1)
     steps: int = Field(100, ge=1)
+    games_per_step: int = Field(4, ge=1, description="whole games played per GRPO step")
     learning_rate: float = Field(1e-5, gt=0.0)
+    warmup_steps: int = Field(2, ge=0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    max_grad_norm: float = Field(1.0, gt=0.0)
+    epsilon: float = Field(0.2, gt=0.0, lt=1.0, description="PPO clip below: ratio >= 1 - epsilon")
+    epsilon_high: float = Field(0.28, gt=0.0, description="PPO clip above: ratio <= 1 + epsilon_high")
+    beta: float = Field(0.0, ge=0.0, description="KL penalty (k3) to the adapters-off model")
+    num_iterations: int = Field(1, ge=1, description="optimizer updates per batch of rollouts")
     loss_batch_size: int = Field(8, ge=1, description="sequences per forward/backward chunk of the loss")
+    scale_rewards: bool = Field(True, description="divide group advantages by the group's reward std")
+    dynamic_sampling: bool = Field(False, description="resample a zero-variance group once")
+    start_states: str | None = Field(None, description="RL start states JSONL from data_synth; None = make them on the fly")
+    start_turns_max: int = Field(4, ge=0, le=5, description="earlier turns of sensible play in on-the-fly start states")
+    checkpoint_every: int = Field(10, ge=1)
+    eval_every: int = Field(0, ge=0, description="steps between evaluations on a fixed eval subset; 0 = off")
+    eval_games: int = Field(20, ge=1)
     seed: int = 0
 
 
@@ -89,7 +103,10 @@ class RewardsConfig(_Section):
 
 
 class LoggingConfig(_Section):
-    run_dir: str = "logs/run"
+    logs_dir: str = "logs"
+    run_name: str | None = Field(None, description="run directory name under logs_dir (default: a timestamp)")
+    samples_per_step: int = Field(4, ge=0, description="full completions written to samples.jsonl per step")
+    progress: bool = True
 
 
 class Config(_Section):

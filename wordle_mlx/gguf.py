@@ -163,7 +163,7 @@ def build_tokenizer(meta: dict):
     tokens = list(meta["tokenizer.ggml.tokens"])
     merges = [tuple(m.split(" ", 1)) for m in meta["tokenizer.ggml.merges"]]
     types = meta.get("tokenizer.ggml.token_type")
-    types = [1] * len(tokens) if types is None else [int(t) for t in types.tolist()]
+    types = [1] * len(tokens) if types is None else [int(t) for t in (types.tolist() if hasattr(types, "tolist") else types)]
     tok = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=merges, fuse_unk=False))
     split = pre_tokenizers.Split(Regex(GPT2_REGEX), behavior="isolated")
     stages = [split, pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]

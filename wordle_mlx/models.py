@@ -55,6 +55,7 @@ BUILTIN_MODELS = {
     ),
 }
 DEFAULT_MODEL = "smollm2-135m-instruct"
+TINY_MODEL = "tiny-random-llama"  # built locally from code, for tests (wordle_mlx.tiny)
 
 
 class ModelLoadError(RuntimeError):
@@ -187,6 +188,13 @@ def resolve_model_path(name_or_path: str, dequantize: str | None = "auto") -> st
     dequantize = resolve_dequantize(dequantize) if (name_or_path in BUILTIN_MODELS or is_local_gguf) else None
     if name_or_path in BUILTIN_MODELS:
         return str(fetch_builtin(name_or_path, dequantize))
+    if name_or_path == TINY_MODEL:
+        out_dir = models_home() / TINY_MODEL
+        if not (out_dir / "config.json").exists():
+            from wordle_mlx import tiny
+
+            tiny.write_tiny_model(out_dir)
+        return str(out_dir)
     path = Path(name_or_path).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
@@ -198,7 +206,7 @@ def resolve_model_path(name_or_path: str, dequantize: str | None = "auto") -> st
         return str(path)
     if name_or_path.count("/") != 1 or path.exists():
         raise ModelLoadError(
-            f"model: {name_or_path!r} is not a built-in name ({', '.join(BUILTIN_MODELS)}), "
+            f"model: {name_or_path!r} is not a built-in name ({', '.join([*BUILTIN_MODELS, TINY_MODEL])}), "
             "a .gguf file, an mlx-lm directory or a Hugging Face id (owner/name)")
     return name_or_path
 

@@ -1,0 +1,39 @@
+"""GRPO training of a LoRA adapter to play Wordle.
+
+    python -m scripts.train_rl --config config/quickstart.json [--set training.steps=20 ...]
+    python -m scripts.train_rl --resume logs/RUN_DIR
+
+Writes logs/<run>/config.json, metrics.jsonl (one line per step), samples.jsonl, checkpoint/
+(adapters + optimizer + counters; Ctrl-C saves one) and adapters/ at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
+from wordle_mlx.config import ConfigError, load_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="JSON or YAML run config")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, repeatable")
+    parser.add_argument("--resume", help="continue the run in this directory from its checkpoint")
+    args = parser.parse_args(argv)
+    if not args.config and not args.resume:
+        parser.error("--config: required (or --resume RUN_DIR)")
+    from wordle_mlx import models, train_rl
+
+    try:
+        config = load_config(args.config, args.set) if args.config else None
+        train_rl.train(config, resume=args.resume) if config else train_rl.train(load_config(None), resume=args.resume)
+    except (ConfigError, train_rl.TrainingError, models.ModelLoadError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

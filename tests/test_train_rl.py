@@ -1,0 +1,118 @@
+import json
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+from unittest import mock
+
+import mlx.core as mx
+import numpy as np
+
+from wordle_mlx import rewards, train_rl
+from wordle_mlx.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_SCORE_GROUP = rewards.score_group
+
+
+def varied_score_group(completions, state, weights=None, config=None):
+    """Real scoring plus a small text-dependent term, so a random tiny model's groups have variance."""
+    scored = REAL_SCORE_GROUP(completions, state, weights, config)
+    for text, b in zip(completions, scored):
+        b.total += 0.01 * (sum(map(ord, text)) % 97)
+    return scored
+
+
+def tiny_config(logs_dir: str, name: str, steps: int = 2):
+    return load_config(ROOT / "config" / "tiny_test.json",
+                       [f"logging.logs_dir={logs_dir}", f"logging.run_name={name}", f"training.steps={steps}"])
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(l) for l in path.read_text().splitlines()]
+
+
+class TestTrainLoop(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.logs = self.tmp.name
+        self.patch = mock.patch.object(rewards, "score_group", side_effect=varied_score_group)
+        self.patch.start()
+
+    def tearDown(self):
+        self.patch.stop()
+        self.tmp.cleanup()
+
+    def test_two_steps_write_metrics_samples_and_checkpoint(self):
+        run_dir = train_rl.train(tiny_config(self.logs, "a"))
+        metrics = lines(run_dir / "metrics.jsonl")
+        self.assertEqual([m["step"] for m in metrics], [1, 2])
+        for key in ["games", "wins", "win_rate", "cumulative_wins", "mean_turns", "reward_mean", "reward_std",
+                    "reward_format", "reward_information", "skipped_group_fraction", "loss", "kl", "clip_fraction",
+                    "grad_norm", "lr", "generated_tokens", "generation_tps", "training_tps", "peak_memory_gb", "elapsed_s"]:
+            self.assertIn(key, metrics[0])
+        self.assertGreater(metrics[0]["grad_norm"], 0.0)  # an update really happened
+        self.assertEqual(len(lines(run_dir / "samples.jsonl")), 4)  # 2 per step
+        ckpt = run_dir / "checkpoint"
+        self.assertEqual(json.loads((ckpt / "state.json").read_text())["step"], 2)
+        self.assertEqual(json.loads((ckpt / "adapter_config.json").read_text())["fine_tune_type"], "lora")
+        self.assertTrue((run_dir / "adapters" / "adapters.safetensors").exists())
+        self.assertEqual(load_config(run_dir / "config.json").training.steps, 2)
+
+    def test_skipped_fraction_counts_zero_variance_groups(self):
+        with mock.patch.object(rewards, "score_group", side_effect=REAL_SCORE_GROUP):  # random outputs: all invalid
+            run_dir = train_rl.train(tiny_config(self.logs, "z", steps=1))
+        m = lines(run_dir / "metrics.jsonl")[0]
+        self.assertEqual(m["zero_variance_groups"], m["groups"])
+        self.assertEqual(m["skipped_group_fraction"], 1.0)
+        self.assertEqual(m["trained_sequences"], 0)
+
+    def test_resume_reproduces_the_next_step(self):
+        straight = train_rl.train(tiny_config(self.logs, "straight", steps=3))
+        real_for_step = train_rl.StartStates.for_step
+
+        def interrupt_at_3(self_, step):
+            if step == 3:
+                raise KeyboardInterrupt
+            return real_for_step(self_, step)
+
+        with mock.patch.object(train_rl.StartStates, "for_step", interrupt_at_3):
+            resumed = train_rl.train(tiny_config(self.logs, "resumed", steps=3))
+        self.assertEqual(len(lines(resumed / "metrics.jsonl")), 2)
+        self.assertEqual(json.loads((resumed / "checkpoint" / "state.json").read_text())["step"], 2)
+        train_rl.train(load_config(None), resume=resumed)
+        a, b = lines(straight / "metrics.jsonl")[2], lines(resumed / "metrics.jsonl")[2]
+        for key in ["step", "reward_mean", "loss", "grad_norm", "generated_tokens", "lr"]:
+            self.assertAlmostEqual(a[key], b[key], places=5, msg=key)
+        wa = mx.load(str(straight / "adapters" / "adapters.safetensors"))
+        wb = mx.load(str(resumed / "adapters" / "adapters.safetensors"))
+        for k in wa:
+            np.testing.assert_allclose(np.array(wa[k]), np.array(wb[k]), atol=1e-6)
+
+    def test_existing_run_dir_is_refused(self):
+        train_rl.train(tiny_config(self.logs, "dup", steps=1))
+        with self.assertRaisesRegex(train_rl.TrainingError, "--resume"):
+            train_rl.train(tiny_config(self.logs, "dup", steps=1))
+
+
+class TestTrainCli(unittest.TestCase):
+    def test_bad_config_value_is_one_error_line(self):
+        proc = subprocess.run([sys.executable, "-m", "scripts.train_rl", "--config", "config/tiny_test.json",
+                               "--set", "sampling.num_generations=1"], cwd=ROOT, capture_output=True, text=True)
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(proc.stderr.strip().splitlines(),
+                         ["error: config/tiny_test.json: sampling.num_generations: Input should be greater than or equal to 2 (got 1)"])
+
+    def test_missing_start_states_file(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            proc = subprocess.run([sys.executable, "-m", "scripts.train_rl", "--config", "config/tiny_test.json",
+                                   "--set", f"logging.logs_dir={tmp}", "--set", "training.start_states=nope.jsonl"],
+                                  cwd=ROOT, capture_output=True, text=True)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("training.start_states: file not found", proc.stderr)
+        self.assertNotIn("Traceback", proc.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

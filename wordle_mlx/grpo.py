@@ -1,0 +1,190 @@
+"""GRPO pieces: group advantages, teacher-forced token log-probs, the clipped policy loss, one update.
+
+Algorithm (per step, over every group sampled while playing the step's games):
+* advantage of completion i in its group: (r_i - mean(r)) / (std(r) + eps), or r_i - mean(r) with
+  `scale_rewards=False`. A group whose rewards are all equal has zero advantage everywhere and
+  contributes nothing: it is counted (and, with beta = 0, left out of the forward/backward).
+* log-probs are recomputed teacher-forced on the exact prompt + completion token ids (never from
+  re-tokenised text), from logits divided by the sampling temperature; only completion positions
+  count (the mask), and the stop token is one of them.
+* token-level clipped objective (DAPO-style normalisation over all completion tokens of the step):
+    ratio = exp(logp - logp_old),  loss_t = -min(ratio * A, clip(ratio, 1 - eps, 1 + eps_high) * A)
+            + beta * (exp(ref - logp) - (ref - logp) - 1)        (k3 KL to the adapters-off model)
+  With one iteration per batch logp_old is logp itself (stop-gradient), so ratio = 1 and the
+  gradient is the plain policy gradient; with more iterations logp_old is computed once before
+  the first update.
+* chunks of `loss_batch_size` sequences accumulate gradients (the chunk losses are sums divided by
+  the step's total completion tokens, so accumulation is exact), then global-norm clipping and AdamW.
+
+Simplifications: no value model, no per-token entropy bonus; the reference is the same weights
+with LoRA switched off (`lora.adapters_disabled`), not a separate copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+import numpy as np
+from mlx.utils import tree_flatten, tree_map
+
+from wordle_mlx import lora
+
+
+def group_advantages(rewards: Sequence[float], scale: bool = True, eps: float = 1e-4) -> tuple[np.ndarray, bool]:
+    """(advantages (N,), zero_variance) for one group's rewards."""
+    r = np.asarray(rewards, dtype=np.float64)
+    centred = r - r.mean()
+    zero = bool(np.all(np.abs(centred) < 1e-9))
+    if zero:
+        return np.zeros_like(r), True
+    return (centred / (r.std() + eps) if scale else centred), False
+
+
+@dataclass
+class TrainSequence:
+    """One sampled completion as the loss sees it."""
+
+    prompt: list[int]
+    completion: list[int]
+    advantage: float
+
+
+def make_batch(seqs: Sequence[TrainSequence], pad_id: int = 0) -> tuple[mx.array, mx.array, mx.array]:
+    """tokens (B, L) int32 right-padded, mask (B, L-1) float32 over completion targets, advantages (B,)."""
+    length = max(len(s.prompt) + len(s.completion) for s in seqs)
+    tokens = np.full((len(seqs), length), pad_id, dtype=np.int32)
+    mask = np.zeros((len(seqs), length - 1), dtype=np.float32)
+    for b, s in enumerate(seqs):
+        full = s.prompt + s.completion
+        tokens[b, : len(full)] = full
+        mask[b, len(s.prompt) - 1 : len(full) - 1] = 1.0  # target positions of completion tokens
+    return mx.array(tokens), mx.array(mask), mx.array([s.advantage for s in seqs], dtype=mx.float32)
+
+
+def token_logprobs(model, tokens: mx.array, temperature: float = 1.0) -> mx.array:
+    """(B, L-1) log p(tokens[:, t+1] | tokens[:, :t+1]) from logits / temperature."""
+    logits = model(tokens[:, :-1]).astype(mx.float32) / temperature  # (B, L-1, V)
+    targets = tokens[:, 1:]
+    picked = mx.take_along_axis(logits, targets[..., None], axis=-1).squeeze(-1)
+    return picked - mx.logsumexp(logits, axis=-1)
+
+
+def policy_loss(model, tokens: mx.array, mask: mx.array, advantages: mx.array, old_logprobs: mx.array | None,
+                ref_logprobs: mx.array | None, temperature: float, epsilon: float, epsilon_high: float,
+                beta: float, total_tokens: float) -> tuple[mx.array, tuple[mx.array, mx.array, mx.array]]:
+    """Sum of per-token clipped losses / total_tokens; also (kl sum, clipped-token count, token count)."""
+    logp = token_logprobs(model, tokens, temperature)  # (B, L-1)
+    old = mx.stop_gradient(logp) if old_logprobs is None else old_logprobs
+    ratio = mx.exp(logp - old)
+    adv = advantages[:, None]
+    clipped = mx.clip(ratio, 1.0 - epsilon, 1.0 + epsilon_high)
+    per_token = -mx.minimum(ratio * adv, clipped * adv)
+    kl = mx.zeros_like(logp)
+    if ref_logprobs is not None:
+        delta = ref_logprobs - logp
+        kl = mx.exp(delta) - delta - 1.0
+        per_token = per_token + beta * kl
+    loss = (per_token * mask).sum() / total_tokens
+    is_clipped = ((ratio < 1.0 - epsilon) & (adv < 0)) | ((ratio > 1.0 + epsilon_high) & (adv > 0))
+    return loss, (mx.stop_gradient((kl * mask).sum()), (is_clipped * mask).sum(), mask.sum())
+
+
+@dataclass
+class UpdateSettings:
+    temperature: float = 1.0
+    epsilon: float = 0.2
+    epsilon_high: float = 0.28
+    beta: float = 0.0
+    num_iterations: int = 1
+    loss_batch_size: int = 4
+    max_grad_norm: float = 1.0
+
+
+@dataclass
+class UpdateStats:
+    loss: float = 0.0
+    kl: float = 0.0
+    clip_fraction: float = 0.0
+    grad_norm: float = 0.0
+    tokens: int = 0
+    sequences: int = 0
+    logprob_s: float = 0.0
+    backward_s: float = 0.0
+    optimizer_s: float = 0.0
+
+
+def _chunks(seqs: Sequence[TrainSequence], size: int) -> list[list[TrainSequence]]:
+    ordered = sorted(seqs, key=lambda s: len(s.prompt) + len(s.completion))  # similar lengths pad less
+    return [list(ordered[i : i + size]) for i in range(0, len(ordered), size)]
+
+
+def update(model, optimizer: optim.Optimizer, seqs: Sequence[TrainSequence], settings: UpdateSettings,
+           pad_id: int = 0) -> UpdateStats:
+    """One GRPO update (num_iterations optimizer steps) over the step's sequences."""
+    import time
+
+    stats = UpdateStats()
+    if settings.beta == 0:
+        seqs = [s for s in seqs if s.advantage != 0.0]  # they would add exactly zero gradient
+    if not seqs:
+        return stats
+    chunks = [make_batch(c, pad_id) for c in _chunks(seqs, settings.loss_batch_size)]
+    total_tokens = float(sum(float(m.sum()) for _, m, _ in chunks))
+    stats.tokens, stats.sequences = int(total_tokens), len(seqs)
+
+    start = time.perf_counter()
+    refs: list[mx.array | None] = [None] * len(chunks)
+    olds: list[mx.array | None] = [None] * len(chunks)
+    if settings.beta > 0:
+        with lora.adapters_disabled(model):
+            refs = [mx.stop_gradient(token_logprobs(model, t, settings.temperature)) for t, _, _ in chunks]
+            mx.eval(refs)
+    if settings.num_iterations > 1:
+        olds = [mx.stop_gradient(token_logprobs(model, t, settings.temperature)) for t, _, _ in chunks]
+        mx.eval(olds)
+    stats.logprob_s = time.perf_counter() - start
+
+    loss_and_grad = nn.value_and_grad(model, policy_loss)
+    for _ in range(settings.num_iterations):
+        start = time.perf_counter()
+        grads, loss_sum, kl_sum, clipped, counted = None, 0.0, 0.0, 0.0, 0.0
+        for (tokens, mask, adv), ref, old in zip(chunks, refs, olds):
+            (loss, (kl, n_clip, n_tok)), g = loss_and_grad(
+                model, tokens, mask, adv, old, ref, settings.temperature, settings.epsilon, settings.epsilon_high,
+                settings.beta, total_tokens)
+            grads = g if grads is None else tree_map(mx.add, grads, g)
+            mx.eval(grads, loss, kl, n_clip, n_tok)
+            loss_sum += float(loss)
+            kl_sum += float(kl)
+            clipped += float(n_clip)
+            counted += float(n_tok)
+        stats.backward_s += time.perf_counter() - start
+        start = time.perf_counter()
+        grads, grad_norm = optim.clip_grad_norm(grads, settings.max_grad_norm)
+        optimizer.update(model, grads)
+        mx.eval(model.trainable_parameters(), optimizer.state, grad_norm)
+        stats.optimizer_s += time.perf_counter() - start
+        stats.loss, stats.grad_norm = loss_sum, float(grad_norm)
+        stats.kl = kl_sum / max(counted, 1.0)
+        stats.clip_fraction = clipped / max(counted, 1.0)
+    return stats
+
+
+def make_optimizer(learning_rate: float, steps: int, warmup_steps: int, weight_decay: float) -> optim.Optimizer:
+    """AdamW with linear warmup then cosine decay to 10% of the peak rate."""
+    warmup_steps = min(warmup_steps, max(steps - 1, 0))
+    cosine = optim.cosine_decay(learning_rate, max(steps - warmup_steps, 1), learning_rate * 0.1)
+    if warmup_steps > 0:
+        schedule = optim.join_schedules([optim.linear_schedule(learning_rate * 0.01, learning_rate, warmup_steps), cosine],
+                                        [warmup_steps])
+    else:
+        schedule = cosine
+    return optim.AdamW(learning_rate=schedule, weight_decay=weight_decay)
+
+
+def trainable_norm(model) -> float:
+    return float(mx.sqrt(sum((v.astype(mx.float32) ** 2).sum() for _, v in tree_flatten(model.trainable_parameters()))))

@@ -1,0 +1,38 @@
+"""A language model as a Wordle policy: prompt -> greedy (or sampled) completion -> guess.
+
+`ModelPolicy.guess_batch(histories)` renders every game's prompt, samples one completion per
+game in one batched generation (wordle_mlx.rollout) and returns the parsed guess, or the raw text
+inside the guess tag (or "" when there is none) so the game engine reports it as invalid and the
+turn is spent, the same rule the solvers are measured under.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from wordle_mlx import prompts, rollout
+from wordle_mlx.game import Turn
+from wordle_mlx.solvers import Policy
+
+
+class ModelPolicy(Policy):
+    name = "model"
+
+    def __init__(self, model, tokenizer, fmt: str = "plain", temperature: float = 0.0, max_tokens: int = 96,
+                 label: str = "model"):
+        self.model, self.tokenizer = model, tokenizer
+        self.fmt, self.temperature, self.max_tokens, self.label = fmt, temperature, max_tokens, label
+        self.last_completions: list[str] = []
+
+    def guess_batch(self, histories: Sequence[Sequence[Turn]]) -> list[str]:
+        prompt_ids = [rollout.chat_prompt(self.tokenizer, prompts.build_messages(h, self.fmt)) for h in histories]
+        groups = rollout.sample_groups(self.model, self.tokenizer, prompt_ids, 1, self.temperature, self.max_tokens)
+        self.last_completions = [g[0].text for g in groups]
+        out = []
+        for text in self.last_completions:
+            parsed = prompts.parse_completion(text)
+            out.append(parsed.guess or (parsed.raw_guess if parsed.guess_problem != "several_guess_tags" else "") or "")
+        return out
+
+    def describe(self) -> dict:
+        return {"name": self.label, "format": self.fmt, "temperature": self.temperature}

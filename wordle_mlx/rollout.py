@@ -1,0 +1,129 @@
+"""Batched group sampling: every game's prompt is prefilled once and its KV cache forked N times.
+
+One GRPO turn samples N completions for each of G games. Each game's prompt (all tokens but
+the last) goes through the model once into a fresh KV cache; that cache is forked into N rows
+(the forks share the prefilled keys/values until mlx-lm merges them into one batch cache), and
+all G x N rows are decoded together by a single `mlx_lm.generate.BatchGenerator`, whose batch
+is as wide as the work (no re-prefill per sample, no waiting for a narrow batch to drain).
+
+The completion keeps the stop token when generation ended on one (it counts in the loss) and the
+text is decoded without it. Sampling uses mlx-lm's sampler (temperature, top-p) and MLX's global
+RNG: call `mx.random.seed` before sampling for reproducible rollouts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import mlx.core as mx
+from mlx_lm.generate import BatchGenerator
+from mlx_lm.models.cache import KVCache, make_prompt_cache
+from mlx_lm.sample_utils import make_sampler
+
+
+@dataclass
+class Completion:
+    """One sampled completion: token ids (with the stop token if any), text, why it ended."""
+
+    tokens: list[int]
+    text: str
+    finish_reason: str
+    logprobs: list[float] = field(default_factory=list)  # per token, untempered, as seen while sampling
+
+
+@dataclass
+class RolloutStats:
+    prefill_s: float = 0.0
+    decode_s: float = 0.0
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    rows: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def generation_tps(self) -> float:
+        return self.generated_tokens / self.decode_s if self.decode_s > 0 else 0.0
+
+
+def prefill(model, prompt: Sequence[int]) -> list:
+    """KV cache holding all prompt tokens but the last (which starts decoding)."""
+    cache = make_prompt_cache(model)
+    if len(prompt) > 1:
+        model(mx.array([list(prompt[:-1])]), cache=cache)
+        mx.eval([c.state for c in cache])
+    return cache
+
+
+def fork(cache: list) -> list:
+    """A copy of a single-row KV cache that later updates cannot alias."""
+    forked = []
+    for layer in cache:
+        if not isinstance(layer, KVCache):
+            raise TypeError(f"cannot fork a {type(layer).__name__}: only plain KVCache layers are supported")
+        new = KVCache()
+        if layer.keys is not None:
+            new.keys = layer.keys[..., : layer.offset, :]
+            new.values = layer.values[..., : layer.offset, :]
+            new.offset = layer.offset
+        forked.append(new)
+    return forked
+
+
+def stop_tokens(tokenizer) -> list[list[int]]:
+    return [[t] for t in sorted(tokenizer.eos_token_ids)]
+
+
+def sample_groups(model, tokenizer, prompts: Sequence[Sequence[int]], n: int, temperature: float,
+                  max_tokens: int, top_p: float = 1.0, stats: RolloutStats | None = None) -> list[list[Completion]]:
+    """N completions for each prompt, all rows decoded in one batch. Returns [prompt][sample].
+
+    `temperature` 0 means greedy.
+    """
+    stats = stats if stats is not None else RolloutStats()
+    if not prompts:
+        return []
+    rows = len(prompts) * n
+    sampler = make_sampler(temp=temperature, top_p=top_p if 0 < top_p < 1 else 0.0)
+    generator = BatchGenerator(model, max_tokens=max_tokens, stop_tokens=stop_tokens(tokenizer), sampler=sampler,
+                               completion_batch_size=rows, prefill_batch_size=rows)
+    owner: dict[int, tuple[int, int]] = {}
+    try:
+        start = time.perf_counter()
+        for g, prompt in enumerate(prompts):
+            cache = prefill(model, prompt)
+            uids = generator.insert([[prompt[-1]]] * n, caches=[fork(cache) for _ in range(n)],
+                                    all_tokens=[list(prompt[:-1]) for _ in range(n)])
+            owner.update({uid: (g, i) for i, uid in enumerate(uids)})
+            stats.prompt_tokens += len(prompt)
+        stats.prefill_s += time.perf_counter() - start
+
+        start = time.perf_counter()
+        tokens: dict[int, list[int]] = {uid: [] for uid in owner}
+        picked: dict[int, list[mx.array]] = {uid: [] for uid in owner}
+        finish: dict[int, str] = {}
+        while len(finish) < rows:
+            for r in generator.next_generated():
+                tokens[r.uid].append(r.token)
+                picked[r.uid].append(r.logprobs[r.token])
+                if r.finish_reason is not None:
+                    finish[r.uid] = r.finish_reason
+        stats.decode_s += time.perf_counter() - start
+    finally:
+        generator.close()
+    stops = {t for (t,) in stop_tokens(tokenizer)}
+    out: list[list[Completion]] = [[None] * n for _ in prompts]  # type: ignore[list-item]
+    for uid, (g, i) in owner.items():
+        toks = tokens[uid]
+        text_tokens = toks[:-1] if (finish[uid] == "stop" and toks and toks[-1] in stops) else toks
+        logprobs = mx.stack(picked[uid]).tolist() if picked[uid] else []
+        out[g][i] = Completion(toks, tokenizer.decode(text_tokens), finish[uid], logprobs)
+        stats.generated_tokens += len(toks)
+    stats.rows += rows
+    return out
+
+
+def chat_prompt(tokenizer, messages: list[dict]) -> list[int]:
+    """Token ids of a chat prompt ending with the assistant turn's opening."""
+    return list(tokenizer.apply_chat_template(messages, add_generation_prompt=True))

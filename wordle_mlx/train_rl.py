@@ -1,0 +1,343 @@
+"""The GRPO training loop: whole Wordle games per step, batched group sampling, LoRA updates.
+
+One step:
+1. take `games_per_step` start states (secrets from the train split, each with 0..start_turns_max
+   earlier turns of sensible play, from a data_synth file or made on the fly; seeded per step);
+2. every turn, for all unfinished games at once: render the prompt, sample `num_generations`
+   completions per game from prefilled-and-forked KV caches (wordle_mlx.rollout), score them
+   (wordle_mlx.rewards, curriculum weights), compute group advantages (zero-variance groups are
+   counted and logged, optionally resampled once), and advance each game with the group's best
+   valid guess; a game with no valid guess in its group ends as a loss;
+3. one GRPO update over all groups of the step (wordle_mlx.grpo);
+4. one JSONL metrics line, a few samples, a checkpoint every `checkpoint_every` steps, an
+   evaluation on a fixed eval subset every `eval_every` steps.
+
+Runs are resumable: a checkpoint holds the adapters (mlx-lm format), the optimizer state, the
+curriculum and counters; every step reseeds its RNGs from (seed, step), so a resumed run repeats
+exactly what an uninterrupted one does. Ctrl-C writes a checkpoint of the last finished step.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+from mlx.utils import tree_flatten, tree_unflatten
+
+from wordle_mlx import evaluate, grpo, lora, models, rewards, rollout, synth
+from wordle_mlx import words as wordlists
+from wordle_mlx.config import Config, ConfigError, load_config, save_config
+from wordle_mlx.game import GameState, Turn
+from wordle_mlx.policy import ModelPolicy
+from wordle_mlx.prompts import build_messages
+
+CHECKPOINT = "checkpoint"
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot start (one line)."""
+
+
+@dataclass
+class RunState:
+    step: int = 0
+    cumulative_wins: int = 0
+    cumulative_games: int = 0
+    elapsed_s: float = 0.0
+    curriculum_switched: bool = False
+    curriculum_recent: list | None = None
+
+
+def lora_settings(config: Config) -> lora.LoraSettings:
+    c = config.lora
+    return lora.LoraSettings(rank=c.rank, alpha=c.alpha, scale=c.scale, dropout=c.dropout, num_layers=c.num_layers,
+                             targets=tuple(c.targets))
+
+
+def load_policy_model(config: Config):
+    """(model, tokenizer) with trainable LoRA: from model.adapter_path if set, else fresh adapters."""
+    model, tokenizer = models.load_model(config.model.name, dequantize=config.model.dequantize)
+    if config.model.adapter_path:
+        lora.load_adapters(model, config.model.adapter_path)
+        model.freeze()
+        for _, m in lora.lora_modules(model):
+            m.unfreeze(keys=["lora_a", "lora_b"], strict=False)
+    else:
+        mx.random.seed(config.training.seed)  # LoRA A matrices are random: same seed, same run
+        lora.apply_lora(model, lora_settings(config))
+    if not hasattr(model, "lora_settings"):
+        model.lora_settings = lora_settings(config)
+    return model, tokenizer
+
+
+def load_start_states(path: str) -> list[GameState]:
+    """RL start states from a data_synth JSONL file (train split only)."""
+    p = Path(path)
+    if not p.is_file():
+        raise TrainingError(f"training.start_states: file not found: {p}")
+    states = []
+    for n, line in enumerate(p.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            state = GameState(record["secret"])
+            for guess, _ in record["turns"]:
+                state = state.play(guess)
+        except (ValueError, KeyError, TypeError) as err:
+            raise TrainingError(f"training.start_states: {p} line {n}: not a data_synth RL record ({err})") from None
+        states.append(state)
+    if not states:
+        raise TrainingError(f"training.start_states: {p} has no records")
+    try:
+        wordlists.check_training_secrets([s.secret for s in states])
+    except wordlists.EvalLeakError as err:
+        raise TrainingError(f"training.start_states: {err}") from None
+    return states
+
+
+class StartStates:
+    """Seeded start states per step: from a file, or played on the fly by synth.StateSampler."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        t = config.training
+        self.pool = load_start_states(t.start_states) if t.start_states else None
+        self.sampler = None if self.pool else synth.StateSampler(t.seed, max_turns=t.start_turns_max)
+        self.train_words = wordlists.split_words("train")
+
+    def for_step(self, step: int) -> list[GameState]:
+        rng = random.Random(f"{self.config.training.seed}-states-{step}")
+        n = self.config.training.games_per_step
+        if self.pool:
+            return [self.pool[rng.randrange(len(self.pool))] for _ in range(n)]
+        self.sampler.rng = rng
+        self.sampler.consistent.rng = rng
+        return [self.sampler.sample(rng.choice(self.train_words)) for _ in range(n)]
+
+
+def save_checkpoint(run_dir: Path, model, optimizer, state: RunState, curriculum: rewards.Curriculum) -> Path:
+    """Adapters (mlx-lm format), optimizer state and counters, written atomically."""
+    final = run_dir / CHECKPOINT
+    tmp = run_dir / (CHECKPOINT + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    lora.save_adapters(model, tmp)
+    opt_state = dict(tree_flatten(optimizer.state))
+    mx.save_safetensors(str(tmp / "optimizer.safetensors"), opt_state)
+    state.curriculum_switched = curriculum.switched
+    state.curriculum_recent = [bool(x) for x in curriculum.recent]
+    (tmp / "state.json").write_text(json.dumps(state.__dict__, indent=2) + "\n")
+    old = run_dir / (CHECKPOINT + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(run_dir: Path, model, optimizer, curriculum: rewards.Curriculum) -> RunState:
+    ckpt = run_dir / CHECKPOINT
+    if not (ckpt / "state.json").exists():
+        raise TrainingError(f"--resume: {run_dir} has no checkpoint ({CHECKPOINT}/state.json)")
+    model.load_weights(list(mx.load(str(ckpt / lora.ADAPTER_WEIGHTS)).items()), strict=False)
+    optimizer.state = tree_unflatten(list(mx.load(str(ckpt / "optimizer.safetensors")).items()))
+    state = RunState(**json.loads((ckpt / "state.json").read_text()))
+    curriculum.switched = state.curriculum_switched
+    curriculum.recent.extend(state.curriculum_recent or [])
+    mx.eval(model.parameters(), optimizer.state)
+    return state
+
+
+def _best_valid(breakdowns: list[rewards.RewardBreakdown]) -> str | None:
+    valid = [b for b in breakdowns if b.valid]
+    return max(valid, key=lambda b: b.total).parsed.guess if valid else None
+
+
+def play_step(model, tokenizer, states: list[GameState], config: Config, curriculum: rewards.Curriculum,
+              timings: dict, rollout_stats: rollout.RolloutStats) -> dict:
+    """Play the step's games to the end; return groups, sequences and counters."""
+    s, rc = config.sampling, config.rewards
+    games = list(states)
+    ended_invalid = [False] * len(games)
+    seqs: list[grpo.TrainSequence] = []
+    records = []  # (game index, state, completion, breakdown, advantage)
+    groups = zero_groups = resampled = turns_played = 0
+    while True:
+        active = [i for i, g in enumerate(games) if not g.finished and not ended_invalid[i]]
+        if not active:
+            break
+        prompt_ids = [rollout.chat_prompt(tokenizer, build_messages(games[i].turns, s.prompt_format)) for i in active]
+        samples = rollout.sample_groups(model, tokenizer, prompt_ids, s.num_generations, s.temperature,
+                                        s.max_new_tokens, s.top_p, rollout_stats)
+        for i, prompt, group in zip(active, prompt_ids, samples):
+            start = time.perf_counter()
+            state = games[i]
+            scored = rewards.score_group([c.text for c in group], state, curriculum.weights, rc)
+            advantages, zero = grpo.group_advantages([b.total for b in scored], config.training.scale_rewards)
+            timings["reward_s"] += time.perf_counter() - start
+            if zero and config.training.dynamic_sampling:
+                resampled += 1
+                group = rollout.sample_groups(model, tokenizer, [prompt], s.num_generations, s.temperature,
+                                              s.max_new_tokens, s.top_p, rollout_stats)[0]
+                start = time.perf_counter()
+                scored = rewards.score_group([c.text for c in group], state, curriculum.weights, rc)
+                advantages, zero = grpo.group_advantages([b.total for b in scored], config.training.scale_rewards)
+                timings["reward_s"] += time.perf_counter() - start
+            groups += 1
+            zero_groups += int(zero)
+            curriculum.update(scored)
+            for c, b, a in zip(group, scored, advantages):
+                seqs.append(grpo.TrainSequence(prompt, c.tokens, float(a)))
+                records.append((i, state, c, b, float(a)))
+            best = _best_valid(scored)
+            if best is None:
+                ended_invalid[i] = True
+            else:
+                games[i] = state.play(best)
+            turns_played += 1
+    return {"games": games, "ended_invalid": ended_invalid, "seqs": seqs, "records": records, "groups": groups,
+            "zero_groups": zero_groups, "resampled": resampled, "turns_played": turns_played}
+
+
+def _step_metrics(step: int, played: dict, states: list[GameState], upd: grpo.UpdateStats, run: RunState,
+                  curriculum: rewards.Curriculum, optimizer, rollout_stats: rollout.RolloutStats, timings: dict,
+                  step_s: float) -> dict:
+    games = played["games"]
+    wins = sum(g.won for g in games)
+    totals = [r[3].total for r in played["records"]]
+    comps = {k: float(np.mean([r[3].components[k] for r in played["records"]])) for k in rewards.COMPONENTS}
+    valid = [r[3].valid for r in played["records"]]
+    lr = optimizer.learning_rate
+    train_s = upd.logprob_s + upd.backward_s
+    metrics = {
+        "step": step, "games": len(games), "wins": wins, "win_rate": wins / len(games),
+        "cumulative_wins": run.cumulative_wins, "cumulative_games": run.cumulative_games,
+        "mean_turns": float(np.mean([len(g.turns) - len(s.turns) for g, s in zip(games, states)])),
+        "games_ended_no_valid_guess": int(sum(played["ended_invalid"])),
+        "reward_mean": float(np.mean(totals)), "reward_std": float(np.std(totals)),
+        **{f"reward_{k}": v for k, v in comps.items()},
+        "valid_guess_rate": float(np.mean(valid)), "format_compliance": curriculum.compliance,
+        "curriculum": "strategy" if curriculum.switched else "format",
+        "groups": played["groups"], "zero_variance_groups": played["zero_groups"],
+        "skipped_group_fraction": played["zero_groups"] / max(played["groups"], 1),
+        "resampled_groups": played["resampled"],
+        "loss": upd.loss, "kl": upd.kl, "clip_fraction": upd.clip_fraction, "grad_norm": upd.grad_norm,
+        "lr": float(lr.item() if hasattr(lr, "item") else lr),
+        "trained_sequences": upd.sequences, "trained_tokens": upd.tokens,
+        "generated_tokens": rollout_stats.generated_tokens, "generation_tps": rollout_stats.generation_tps,
+        "training_tps": upd.tokens / train_s if train_s > 0 else 0.0,
+        "peak_memory_gb": mx.get_peak_memory() / 2**30,
+        "time_prefill_s": rollout_stats.prefill_s, "time_decode_s": rollout_stats.decode_s,
+        "time_reward_s": timings["reward_s"], "time_logprob_s": upd.logprob_s, "time_backward_s": upd.backward_s,
+        "time_optimizer_s": upd.optimizer_s, "step_s": step_s, "elapsed_s": run.elapsed_s,
+    }
+    return metrics
+
+
+def _samples(step: int, played: dict, k: int) -> list[dict]:
+    out = []
+    for i, state, c, b, a in played["records"][:k]:
+        out.append({"step": step, "game": i, "secret": state.secret, "turns": [[t.guess, t.feedback] for t in state.turns],
+                    "completion": c.text, "finish_reason": c.finish_reason, "reward": b.total,
+                    "components": b.components, "advantage": a, "valid": b.valid, "reason": b.parsed.reason})
+    return out
+
+
+def run_eval(model, tokenizer, config: Config) -> dict:
+    secrets = wordlists.sample_split("eval", config.training.eval_games, seed=0)
+    policy = ModelPolicy(model, tokenizer, config.sampling.prompt_format, 0.0, config.sampling.max_new_tokens)
+    report = evaluate.evaluate(policy, secrets, progress=False)
+    return {"eval_win_rate": report["win_rate"], "eval_mean_guesses": report["mean_guesses"],
+            "eval_invalid_guess_rate": report["invalid_guess_rate"]}
+
+
+def prepare_run(config: Config, resume: str | Path | None) -> tuple[Config, Path]:
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / "config.json").exists():
+            raise TrainingError(f"--resume: {run_dir} is not a run directory (no config.json)")
+        try:
+            return load_config(run_dir / "config.json"), run_dir
+        except ConfigError as err:
+            raise TrainingError(str(err)) from None
+    name = config.logging.run_name or datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(config.logging.logs_dir) / name
+    if (run_dir / CHECKPOINT).exists() or (run_dir / "metrics.jsonl").exists():
+        raise TrainingError(f"run directory {run_dir} already has a run; pass --resume {run_dir} or another run_name")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, run_dir / "config.json")
+    return config, run_dir
+
+
+def train(config: Config, resume: str | Path | None = None, console=None) -> Path:
+    """Run GRPO training (or resume it); returns the run directory."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = console or Console()
+    config, run_dir = prepare_run(config, resume)
+    t = config.training
+    model, tokenizer = load_policy_model(config)
+    optimizer = grpo.make_optimizer(t.learning_rate, t.steps, t.warmup_steps, t.weight_decay)
+    curriculum = rewards.Curriculum(config.rewards)
+    run = load_checkpoint(run_dir, model, optimizer, curriculum) if resume is not None else RunState()
+    starts = StartStates(config)
+    settings = grpo.UpdateSettings(temperature=config.sampling.temperature, epsilon=t.epsilon,
+                                   epsilon_high=t.epsilon_high, beta=t.beta, num_iterations=t.num_iterations,
+                                   loss_batch_size=t.loss_batch_size, max_grad_norm=t.max_grad_norm)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    trainable, total = lora.count_parameters(model)
+    console.print(f"[bold]run[/] {run_dir}  model {config.model.name}  LoRA params {trainable:,} / {total:,}  "
+                  f"steps {run.step}->{t.steps}  games/step {t.games_per_step}  generations {config.sampling.num_generations}")
+    metrics_file = run_dir / "metrics.jsonl"
+    samples_file = run_dir / "samples.jsonl"
+    columns = [TextColumn("[bold]step"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[info]}"),
+               TimeRemainingColumn()]
+    step = run.step
+    try:
+        with Progress(*columns, console=console, disable=not config.logging.progress) as bar:
+            task = bar.add_task("train", total=t.steps, completed=run.step, info="")
+            for step in range(run.step + 1, t.steps + 1):
+                start = time.perf_counter()
+                mx.random.seed(t.seed * 1_000_003 + step)
+                mx.reset_peak_memory()
+                states = starts.for_step(step)
+                timings = {"reward_s": 0.0}
+                rstats = rollout.RolloutStats()
+                played = play_step(model, tokenizer, states, config, curriculum, timings, rstats)
+                upd = grpo.update(model, optimizer, played["seqs"], settings, pad_id)
+                step_s = time.perf_counter() - start
+                run.step = step
+                run.elapsed_s += step_s
+                run.cumulative_wins += sum(g.won for g in played["games"])
+                run.cumulative_games += len(played["games"])
+                metrics = _step_metrics(step, played, states, upd, run, curriculum, optimizer, rstats, timings, step_s)
+                if t.eval_every and step % t.eval_every == 0:
+                    metrics.update(run_eval(model, tokenizer, config))
+                with metrics_file.open("a") as fh:
+                    fh.write(json.dumps(metrics) + "\n")
+                if config.logging.samples_per_step:
+                    with samples_file.open("a") as fh:
+                        for sample in _samples(step, played, config.logging.samples_per_step):
+                            fh.write(json.dumps(sample) + "\n")
+                if step % t.checkpoint_every == 0 or step == t.steps:
+                    save_checkpoint(run_dir, model, optimizer, run, curriculum)
+                bar.update(task, completed=step, info=(
+                    f"loss {metrics['loss']:+.4f}  reward {metrics['reward_mean']:+.2f}  win {100 * metrics['win_rate']:.0f}% "
+                    f"(total {run.cumulative_wins}/{run.cumulative_games})  zero-var {100 * metrics['skipped_group_fraction']:.0f}%"))
+    except KeyboardInterrupt:
+        save_checkpoint(run_dir, model, optimizer, run, curriculum)
+        console.print(f"\n[yellow]interrupted[/]: checkpoint of step {run.step} saved; continue with "
+                      f"python -m scripts.train_rl --resume {run_dir}")
+        return run_dir
+    lora.save_adapters(model, run_dir / "adapters")
+    console.print(f"done: {run.cumulative_wins}/{run.cumulative_games} games won; adapters in {run_dir / 'adapters'}")
+    return run_dir
