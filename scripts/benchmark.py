@@ -3,6 +3,7 @@
     python -m scripts.benchmark patterns [--repeats 2]
     python -m scripts.benchmark matmul [--repeats 3]
     python -m scripts.benchmark rewards
+    python -m scripts.benchmark rollout [--config config/quickstart.json]
 
 `patterns`: the full 12,972 x 2,315 pattern table with our MLX kernel as the package runs it
 (CPU: eager, chunks spread over one stream per core; GPU: mx.compile), the other kernel variant
@@ -12,6 +13,11 @@ for reference, and a straightforward numpy implementation, in one run; ends with
 `matmul`: a float32 1024x1024 matmul and one 128-token forward pass of the default model
 (float32 on the CPU) and a short greedy generation (tokens/s), each in a subprocess with the system OpenBLAS and one with MLX's bundled
 BLAS (WORDLE_MLX_BLAS=0); prints both and the ratios.
+
+`rollout`: one turn of 4 games x 8 generations of up to 64 tokens on the default model, the
+trainer's batched forked-cache rollout vs one `mlx_lm.generate` call per sample (same prompts,
+same run), ending with `speed-up: N.Nx`; then one real GRPO step with --config and its time
+breakdown (prefill, decode, reward, log-prob recompute, backward, optimizer).
 
 `rewards`: scoring of 16 groups x 8 completions (one GRPO step's worth of a turn) in game states
 made by data_synth.
@@ -27,13 +33,16 @@ import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["patterns", "matmul", "rewards"])
+    parser.add_argument("what", choices=["patterns", "matmul", "rewards", "rollout"])
+    parser.add_argument("--config", default="config/quickstart.json", help="config for the rollout benchmark's train step")
     parser.add_argument("--repeats", type=int, default=None, help="best of N runs (default 2 patterns, 3 matmul)")
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error(f"--repeats: expected >= 1, got {args.repeats}")
     if args.what == "matmul":
         return matmul(args.repeats or 3)
+    if args.what == "rollout":
+        return rollout_benchmark(args.config)
     if args.what == "rewards":
         from wordle_mlx.benchmarks import benchmark_rewards
 
@@ -53,6 +62,28 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bit-identical: {'yes' if r['identical'] else 'NO'}")
     print(f"speed-up: {r['speedup']:.1f}x")
     return 0 if r["identical"] else 1
+
+
+def rollout_benchmark(config: str) -> int:
+    from wordle_mlx.benchmarks import benchmark_rollout, benchmark_train_step
+
+    r = benchmark_rollout()
+    print(f"trainer rollout : {r['rows']} rows, {r['ours_tokens']} tokens in {r['ours_s']:.1f} s "
+          f"(prefill {r['prefill_s']:.1f} s, decode {r['decode_s']:.1f} s) = {r['ours_tps']:.1f} tok/s")
+    print(f"mlx_lm.generate : {r['baseline_calls']} calls, {r['baseline_tokens']} tokens in {r['baseline_s']:.1f} s "
+          f"= {r['baseline_tps']:.1f} tok/s")
+    print(f"speed-up: {r['speedup']:.1f}x")
+    m = benchmark_train_step(config)
+    parts = ["prefill", "decode", "reward", "logprob", "backward", "optimizer"]
+    total = m["step_s"]
+    print(f"one GRPO step ({config}): {total:.1f} s, {m['groups']} groups, {m['trained_sequences']} sequences trained, "
+          f"{m['generated_tokens']} tokens generated")
+    for p in parts:
+        v = m[f"time_{p}_s"]
+        print(f"  {p:10s} {v:7.2f} s  {100 * v / total:5.1f}%")
+    other = total - sum(m[f"time_{p}_s"] for p in parts)
+    print(f"  {'other':10s} {other:7.2f} s  {100 * other / total:5.1f}%")
+    return 0
 
 
 def matmul(repeats: int) -> int:

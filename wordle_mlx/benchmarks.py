@@ -142,3 +142,54 @@ def benchmark_rewards(groups: int = 16, generations: int = 8, seed: int = 0) -> 
     seconds = time.perf_counter() - start
     return {"groups": groups, "generations": generations, "seconds": seconds,
             "ms_per_group": 1e3 * seconds / groups, "us_per_completion": 1e6 * seconds / (groups * generations)}
+
+
+def benchmark_rollout(games: int = 4, generations: int = 8, max_tokens: int = 64, baseline_samples: int = 8,
+                      seed: int = 0) -> dict:
+    """Trainer rollout (prefill once, fork caches, one wide BatchGenerator) vs one `mlx_lm.generate` per sample.
+
+    Both sample at temperature 1 from the default model on the same prompts (game states made by
+    data_synth). The baseline runs `baseline_samples` calls (its rate does not depend on how many).
+    """
+    from mlx_lm import generate
+    from mlx_lm.sample_utils import make_sampler
+
+    from wordle_mlx import models, prompts, rollout, synth
+
+    model, tokenizer = models.load_model(models.DEFAULT_MODEL)
+    sampler_states = synth.StateSampler(seed)
+    states = [sampler_states.sample(s) for s in synth.secrets_for("train", games, seed)]
+    prompt_ids = [rollout.chat_prompt(tokenizer, prompts.build_messages(s.turns)) for s in states]
+    mx.random.seed(seed)
+    rollout.sample_groups(model, tokenizer, prompt_ids[:1], 2, 1.0, 4)  # warm-up
+    stats = rollout.RolloutStats()
+    start = time.perf_counter()
+    rollout.sample_groups(model, tokenizer, prompt_ids, generations, 1.0, max_tokens, stats=stats)
+    ours_s = time.perf_counter() - start
+    sampler = make_sampler(temp=1.0)
+    base_tokens = 0
+    start = time.perf_counter()
+    for k in range(baseline_samples):
+        text = generate(model, tokenizer, prompt_ids[k % games], max_tokens=max_tokens, sampler=sampler)
+        base_tokens += len(tokenizer.encode(text)) + 1
+    base_s = time.perf_counter() - start
+    ours_tps = stats.generated_tokens / ours_s
+    base_tps = base_tokens / base_s
+    return {"rows": games * generations, "ours_tokens": stats.generated_tokens, "ours_s": ours_s, "ours_tps": ours_tps,
+            "prefill_s": stats.prefill_s, "decode_s": stats.decode_s, "baseline_calls": baseline_samples,
+            "baseline_tokens": base_tokens, "baseline_s": base_s, "baseline_tps": base_tps, "speedup": ours_tps / base_tps}
+
+
+def benchmark_train_step(config_path: str = "config/quickstart.json") -> dict:
+    """Run one real GRPO step with `config_path` in a temporary run directory; return its metrics line."""
+    import json
+    import tempfile
+
+    from wordle_mlx import train_rl
+    from wordle_mlx.config import load_config
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = load_config(config_path, [f"logging.logs_dir={tmp}", "logging.run_name=bench", "training.steps=1",
+                                           "logging.progress=false"])
+        run_dir = train_rl.train(config)
+        return json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])

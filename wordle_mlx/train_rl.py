@@ -175,6 +175,10 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
         if not active:
             break
         prompt_ids = [rollout.chat_prompt(tokenizer, build_messages(games[i].turns, s.prompt_format)) for i in active]
+        longest = max(len(p) for p in prompt_ids)
+        if longest > s.max_prompt_tokens:
+            raise TrainingError(f"sampling.max_prompt_tokens: a prompt has {longest} tokens, more than "
+                                f"{s.max_prompt_tokens}; raise it or use a shorter sampling.prompt_format")
         samples = rollout.sample_groups(model, tokenizer, prompt_ids, s.num_generations, s.temperature,
                                         s.max_new_tokens, s.top_p, rollout_stats)
         for i, prompt, group in zip(active, prompt_ids, samples):
