@@ -90,6 +90,12 @@ class TestTrainLoop(unittest.TestCase):
         for k in wa:
             np.testing.assert_allclose(np.array(wa[k]), np.array(wb[k]), atol=1e-6)
 
+    def test_too_long_prompt_is_a_clear_error(self):
+        config = load_config(ROOT / "config" / "tiny_test.json",
+                             [f"logging.logs_dir={self.logs}", "logging.run_name=long", "sampling.max_prompt_tokens=16"])
+        with self.assertRaisesRegex(train_rl.TrainingError, "sampling.max_prompt_tokens: a prompt has"):
+            train_rl.train(config)
+
     def test_existing_run_dir_is_refused(self):
         train_rl.train(tiny_config(self.logs, "dup", steps=1))
         with self.assertRaisesRegex(train_rl.TrainingError, "--resume"):
