@@ -1,8 +1,13 @@
-"""Play Wordle games with a solver policy and report win rate, guesses and histogram.
+"""Play Wordle games with a solver or a language model and report how it does.
 
     python -m scripts.evaluate --policy entropy --split eval [--n N] [--seed S] [--json OUT]
+    python -m scripts.evaluate --model smollm2-135m-instruct [--adapter logs/sft/adapters] \\
+        --split eval --n 100 [--temperature 0] [--max-tokens 64] [--format plain] [--json OUT]
+    python -m scripts.evaluate --compare A.json B.json ...
 
 Policies: random, consistent, entropy, optimal. Splits: eval (315), train (2,000), all (2,315).
+The same --n and --seed give the same secrets for every policy and model. Models play greedily by
+default, all games batched; an invalid guess costs the turn and the game goes on.
 """
 
 from __future__ import annotations
@@ -13,30 +18,67 @@ import sys
 from pathlib import Path
 
 import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
-from wordle_mlx import evaluate, solvers
+from wordle_mlx import evaluate, prompts, solvers
 from wordle_mlx import words as wordlists
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--policy", choices=solvers.POLICIES, required=True)
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--policy", choices=solvers.POLICIES)
+    who.add_argument("--model", help="built-in name, .gguf file, mlx-lm directory or HF id")
+    who.add_argument("--compare", nargs="+", type=Path, metavar="JSON", help="print saved reports side by side")
+    parser.add_argument("--adapter", help="LoRA adapter directory for --model")
+    parser.add_argument("--label", help="column name in tables (default: policy or model[+adapter])")
     parser.add_argument("--split", choices=wordlists.SPLITS, default="eval")
     parser.add_argument("--n", type=int, default=None, help="number of games (a seeded sample of the split; default all)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the sample of secrets and random policies")
+    parser.add_argument("--temperature", type=float, default=0.0, help="model sampling temperature (0 = greedy)")
+    parser.add_argument("--max-tokens", type=int, default=64, help="model completion budget per turn")
+    parser.add_argument("--format", choices=prompts.FORMATS, default="plain", help="prompt format for --model")
     parser.add_argument("--json", type=Path, default=None, help="write the full report (with every game) here")
     args = parser.parse_args(argv)
     if args.n is not None and args.n < 1:
         parser.error(f"--n: expected a positive number of games, got {args.n}")
+    if args.temperature < 0:
+        parser.error(f"--temperature: expected >= 0, got {args.temperature}")
     if args.json is not None and args.json.parent and not args.json.parent.exists():
         parser.error(f"--json: directory {args.json.parent} does not exist")
-
-    secrets = wordlists.sample_split(args.split, args.n, args.seed)
-    policy = solvers.make_policy(args.policy, seed=args.seed)
-    report = evaluate.evaluate(policy, secrets, split=args.split, seed=args.seed)
+    if args.adapter and not args.model:
+        parser.error("--adapter: needs --model")
 
     from rich.console import Console
 
-    Console().print(evaluate.report_table([report]))
+    console = Console()
+    if args.compare:
+        reports = []
+        for path in args.compare:
+            try:
+                reports.append(json.loads(path.read_text()))
+            except (OSError, ValueError) as err:
+                print(f"error: --compare: cannot read report {path}: {err}", file=sys.stderr)
+                return 1
+        console.print(evaluate.report_table(reports))
+        return 0
+
+    secrets = wordlists.sample_split(args.split, args.n, args.seed)
+    if args.model:
+        from wordle_mlx import models
+        from wordle_mlx.policy import ModelPolicy
+
+        try:
+            model, tokenizer = models.load_model(args.model, adapter_path=args.adapter)
+        except models.ModelLoadError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        label = args.label or (args.model + (f" + {Path(args.adapter).parent.name or args.adapter}" if args.adapter else ""))
+        policy = ModelPolicy(model, tokenizer, args.format, args.temperature, args.max_tokens, label=label)
+        meta = {"model": args.model, "adapter": args.adapter, "max_tokens": args.max_tokens}
+    else:
+        policy = solvers.make_policy(args.policy, seed=args.seed)
+        label, meta = args.label or args.policy, {}
+    report = evaluate.evaluate(policy, secrets, split=args.split, seed=args.seed, label=label, **meta)
+    console.print(evaluate.report_table([report]))
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
         print(f"report written to {args.json}")

@@ -109,12 +109,33 @@ class LoggingConfig(_Section):
     progress: bool = True
 
 
+class SFTConfig(_Section):
+    train_file: str | None = Field(None, description="data_synth --mode sft JSONL; None = make num_examples now")
+    valid_file: str | None = Field(None, description="held-out SFT JSONL; None = make num_valid now (another seed)")
+    num_examples: int = Field(512, ge=1)
+    num_valid: int = Field(32, ge=1)
+    policy: Literal["entropy", "optimal"] = "entropy"
+    think_style: Literal["scratchpad", "count"] = "scratchpad"
+    think_max_chars: int = Field(200, ge=10)
+    max_turns: int = Field(4, ge=0, le=5, description="earlier turns in generated examples: 0..max_turns")
+    iters: int = Field(200, ge=1, description="optimizer steps")
+    batch_size: int = Field(4, ge=1)
+    learning_rate: float = Field(2e-4, gt=0.0)
+    warmup_steps: int = Field(10, ge=0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    max_grad_norm: float = Field(1.0, gt=0.0)
+    eval_every: int = Field(50, ge=1)
+    checkpoint_every: int = Field(50, ge=1)
+    max_seq_tokens: int = Field(512, ge=16, description="longer examples are an error, not silently cut")
+
+
 class Config(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     rewards: RewardsConfig = Field(default_factory=RewardsConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    sft: SFTConfig = Field(default_factory=SFTConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 

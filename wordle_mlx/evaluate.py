@@ -7,7 +7,12 @@ model results are comparable with the solvers'.
 
 Report (JSON keys): policy, split, seed, n_games, wins, win_rate, mean_guesses (over wins),
 total_guesses (over wins), max_guesses (over wins), histogram ({"1".."6", "fail"}),
-invalid_guesses, invalid_reasons, wall_seconds, games (secret, won, guesses, feedback, invalid).
+attempts, invalid_guesses, invalid_guess_rate, valid_guess_rate, invalid_reasons,
+consistent_rate (valid guesses after the first turn that fit all feedback so far),
+repeat_rate (attempts repeating an earlier guess of the game), format_compliance (models only:
+completions in the exact <think>..</think><guess>..</guess> layout with a valid word), wall_seconds,
+games (secret, won, guesses, feedback, invalid reason and, for models, the completion per attempt).
+For a model the invalid reason is the parser's (no_guess_tag, wrong_length, ...).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from wordle_mlx.game import MAX_GUESSES, GameState, InvalidGuess
+from wordle_mlx.game import MAX_GUESSES, GameState, InvalidGuess, is_consistent
 
 
 @dataclass
@@ -37,13 +42,16 @@ class GameRecord:
         return self.won or len(self.attempts) >= self.state.max_guesses
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "secret": self.secret,
             "won": self.won,
             "guesses": [a["guess"] for a in self.attempts],
             "feedback": [a["feedback"] for a in self.attempts],
             "invalid": [a["invalid"] for a in self.attempts],
         }
+        if any("completion" in a for a in self.attempts):
+            out["completions"] = [a.get("completion") for a in self.attempts]
+        return out
 
 
 def play_games(
@@ -60,12 +68,22 @@ def play_games(
         if not active:
             return games
         guesses = policy.guess_batch([g.state.turns for g in active])
-        for game, guess in zip(active, guesses):
+        parsed = getattr(policy, "last_parsed", None) or [None] * len(active)
+        completions = getattr(policy, "last_completions", None) or [None] * len(active)
+        for game, guess, p, text in zip(active, guesses, parsed, completions):
+            history = game.state.turns
             try:
                 game.state = game.state.play(guess)
-                game.attempts.append({"guess": game.state.turns[-1].guess, "feedback": game.state.turns[-1].feedback, "invalid": None})
+                attempt = {"guess": game.state.turns[-1].guess, "feedback": game.state.turns[-1].feedback, "invalid": None,
+                           "consistent": is_consistent(game.state.turns[-1].guess, history) if history else None,
+                           "repeat": game.state.turns[-1].guess in {t.guess for t in history}}
             except InvalidGuess as err:
-                game.attempts.append({"guess": str(guess), "feedback": None, "invalid": err.reason})
+                reason = p.guess_problem if (p is not None and p.guess_problem) else err.reason
+                attempt = {"guess": str(guess), "feedback": None, "invalid": reason, "consistent": None, "repeat": False}
+            if text is not None:
+                attempt["completion"] = text
+                attempt["format_ok"] = bool(p is not None and p.valid)
+            game.attempts.append(attempt)
         if on_round is not None:
             on_round(sum(g.finished for g in games))
 
@@ -78,7 +96,10 @@ def summarize(games: Sequence[GameRecord], max_guesses: int = MAX_GUESSES) -> di
         histogram[str(n)] += 1
     histogram["fail"] = len(games) - len(won_lengths)
     reasons = Counter(a["invalid"] for g in games for a in g.attempts if a["invalid"])
-    n_attempts = sum(len(g.attempts) for g in games)
+    attempts = [a for g in games for a in g.attempts]
+    n_attempts = len(attempts)
+    later = [a["consistent"] for a in attempts if a.get("consistent") is not None]
+    formats = [a["format_ok"] for a in attempts if "format_ok" in a]
     return {
         "n_games": len(games),
         "wins": len(won_lengths),
@@ -87,9 +108,14 @@ def summarize(games: Sequence[GameRecord], max_guesses: int = MAX_GUESSES) -> di
         "total_guesses": sum(won_lengths),
         "max_guesses": max(won_lengths) if won_lengths else None,
         "histogram": histogram,
+        "attempts": n_attempts,
         "invalid_guesses": sum(reasons.values()),
         "invalid_guess_rate": sum(reasons.values()) / n_attempts if n_attempts else 0.0,
+        "valid_guess_rate": 1 - sum(reasons.values()) / n_attempts if n_attempts else 0.0,
         "invalid_reasons": dict(sorted(reasons.items())),
+        "consistent_rate": sum(later) / len(later) if later else None,
+        "repeat_rate": sum(a.get("repeat", False) for a in attempts) / n_attempts if n_attempts else 0.0,
+        "format_compliance": sum(formats) / len(formats) if formats else None,
     }
 
 
@@ -117,7 +143,7 @@ def report_table(reports: Sequence[dict]):
     table = Table(title="Wordle evaluation")
     table.add_column("metric")
     for r in reports:
-        table.add_column(str(r["policy"].get("name", "?")), justify="right")
+        table.add_column(str(r.get("label") or r["policy"].get("name", "?")), justify="right")
 
     def row(label: str, fmt: Callable[[dict], str]) -> None:
         table.add_row(label, *[fmt(r) for r in reports])
@@ -130,5 +156,9 @@ def report_table(reports: Sequence[dict]):
     for k in reports[0]["histogram"]:
         row(f"  solved in {k}" if k != "fail" else "  failed", lambda r, k=k: str(r["histogram"].get(k, 0)))
     row("invalid guesses", lambda r: f"{r['invalid_guesses']} ({100 * r['invalid_guess_rate']:.1f}%)")
+    pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    row("consistent guesses", lambda r: pct(r.get("consistent_rate")))
+    row("repeated guesses", lambda r: pct(r.get("repeat_rate")))
+    row("format compliance", lambda r: pct(r.get("format_compliance")))
     row("wall seconds", lambda r: f"{r['wall_seconds']:.1f}")
     return table

@@ -23,14 +23,15 @@ class ModelPolicy(Policy):
         self.model, self.tokenizer = model, tokenizer
         self.fmt, self.temperature, self.max_tokens, self.label = fmt, temperature, max_tokens, label
         self.last_completions: list[str] = []
+        self.last_parsed: list[prompts.Parsed] = []
 
     def guess_batch(self, histories: Sequence[Sequence[Turn]]) -> list[str]:
         prompt_ids = [rollout.chat_prompt(self.tokenizer, prompts.build_messages(h, self.fmt)) for h in histories]
         groups = rollout.sample_groups(self.model, self.tokenizer, prompt_ids, 1, self.temperature, self.max_tokens)
         self.last_completions = [g[0].text for g in groups]
+        self.last_parsed = [prompts.parse_completion(text, strict=True) for text in self.last_completions]
         out = []
-        for text in self.last_completions:
-            parsed = prompts.parse_completion(text)
+        for parsed in self.last_parsed:
             out.append(parsed.guess or (parsed.raw_guess if parsed.guess_problem != "several_guess_tags" else "") or "")
         return out
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,16 +28,15 @@ from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
-from mlx.utils import tree_flatten, tree_unflatten
 
-from wordle_mlx import evaluate, grpo, lora, models, rewards, rollout, synth
+from wordle_mlx import checkpoint, evaluate, grpo, lora, models, rewards, rollout, synth
 from wordle_mlx import words as wordlists
 from wordle_mlx.config import Config, ConfigError, load_config, save_config
 from wordle_mlx.game import GameState, Turn
 from wordle_mlx.policy import ModelPolicy
 from wordle_mlx.prompts import build_messages
 
-CHECKPOINT = "checkpoint"
+CHECKPOINT = checkpoint.CHECKPOINT
 
 
 class TrainingError(RuntimeError):
@@ -124,35 +122,18 @@ class StartStates:
 
 
 def save_checkpoint(run_dir: Path, model, optimizer, state: RunState, curriculum: rewards.Curriculum) -> Path:
-    """Adapters (mlx-lm format), optimizer state and counters, written atomically."""
-    final = run_dir / CHECKPOINT
-    tmp = run_dir / (CHECKPOINT + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    lora.save_adapters(model, tmp)
-    opt_state = dict(tree_flatten(optimizer.state))
-    mx.save_safetensors(str(tmp / "optimizer.safetensors"), opt_state)
+    """Adapters, optimizer state, counters and the curriculum, written atomically."""
     state.curriculum_switched = curriculum.switched
     state.curriculum_recent = [bool(x) for x in curriculum.recent]
-    (tmp / "state.json").write_text(json.dumps(state.__dict__, indent=2) + "\n")
-    old = run_dir / (CHECKPOINT + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-    return final
+    return checkpoint.save(run_dir, model, optimizer, dict(state.__dict__))
 
 
 def load_checkpoint(run_dir: Path, model, optimizer, curriculum: rewards.Curriculum) -> RunState:
-    ckpt = run_dir / CHECKPOINT
-    if not (ckpt / "state.json").exists():
+    if not checkpoint.exists(run_dir):
         raise TrainingError(f"--resume: {run_dir} has no checkpoint ({CHECKPOINT}/state.json)")
-    model.load_weights(list(mx.load(str(ckpt / lora.ADAPTER_WEIGHTS)).items()), strict=False)
-    optimizer.state = tree_unflatten(list(mx.load(str(ckpt / "optimizer.safetensors")).items()))
-    state = RunState(**json.loads((ckpt / "state.json").read_text()))
+    state = RunState(**checkpoint.load(run_dir, model, optimizer))
     curriculum.switched = state.curriculum_switched
     curriculum.recent.extend(state.curriculum_recent or [])
-    mx.eval(model.parameters(), optimizer.state)
     return state
 
 

@@ -1,0 +1,50 @@
+"""Plot a training run (cumulative wins, rolling win rate, reward components, skipped groups, loss),
+and/or guess histograms from evaluate reports.
+
+    python -m scripts.plot_cumulative_wins --file logs/RUN/metrics.jsonl [--out PNG] [--window 10]
+    python -m scripts.plot_cumulative_wins --eval A.json B.json --out docs/histogram.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from wordle_mlx import plots
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--file", type=Path, help="a train_rl metrics.jsonl")
+    parser.add_argument("--eval", nargs="+", type=Path, metavar="JSON", help="scripts.evaluate --json reports")
+    parser.add_argument("--out", type=Path, help="PNG path (default: next to the input)")
+    parser.add_argument("--window", type=int, default=10, help="rolling window in steps (default 10)")
+    parser.add_argument("--title", default=None)
+    args = parser.parse_args(argv)
+    if not args.file and not args.eval:
+        parser.error("--file: required (or --eval JSON ...)")
+    if args.window < 1:
+        parser.error(f"--window: expected >= 1, got {args.window}")
+    try:
+        if args.file:
+            out = args.out if (args.out and not args.eval) else args.file.with_name("training.png")
+            print(f"wrote {plots.plot_training(plots.read_metrics(args.file), out, args.window, args.title)}")
+        if args.eval:
+            reports = []
+            for p in args.eval:
+                try:
+                    reports.append(json.loads(p.read_text()))
+                except (OSError, ValueError) as err:
+                    raise plots.PlotError(f"cannot read report {p}: {err}") from None
+            out = args.out or args.eval[0].with_name("histogram.png")
+            print(f"wrote {plots.plot_histograms(reports, out, args.title)}")
+    except plots.PlotError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+import json
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+from wordle_mlx import evaluate, models, plots
+from wordle_mlx.policy import ModelPolicy
+from wordle_mlx.solvers import Policy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class CannedModelPolicy(Policy):
+    """Behaves like ModelPolicy (completions + parsed) with scripted completions per round."""
+
+    name = "canned"
+
+    def __init__(self, rounds):
+        self.rounds, self.calls = rounds, 0
+
+    def guess_batch(self, histories):
+        from wordle_mlx.prompts import parse_completion
+
+        texts = [self.rounds[min(self.calls, len(self.rounds) - 1)]] * len(histories)
+        self.calls += 1
+        self.last_completions = texts
+        self.last_parsed = [parse_completion(t, strict=True) for t in texts]
+        return [p.guess or p.raw_guess or "" for p in self.last_parsed]
+
+
+class TestModelMetrics(unittest.TestCase):
+    def setUp(self):
+        rounds = ["no tags at all", "<think>a</think>\n<guess>CRANE</guess>", "<think>b</think>\n<guess>CRANE</guess>",
+                  "<guess>hello</guess>"]
+        games = evaluate.play_games(CannedModelPolicy(rounds), ["hello"])
+        self.s = evaluate.summarize(games)
+        self.game = games[0].to_json()
+
+    def test_parser_reasons_are_reported(self):
+        self.assertEqual(self.s["invalid_reasons"], {"no_guess_tag": 1})
+
+    def test_repeats_are_counted(self):
+        self.assertAlmostEqual(self.s["repeat_rate"], 1 / 4)
+
+    def test_consistency_counts_valid_guesses_after_the_first(self):
+        # CRANE again (inconsistent: C R A N absent), then HELLO (consistent)
+        self.assertAlmostEqual(self.s["consistent_rate"], 1 / 2)
+
+    def test_format_compliance_is_strict(self):
+        self.assertAlmostEqual(self.s["format_compliance"], 2 / 4)  # the last one has no think
+
+    def test_completions_are_kept_per_attempt(self):
+        self.assertEqual(len(self.game["completions"]), 4)
+        self.assertTrue(self.s["win_rate"] == 1.0)
+
+
+class TestModelPolicy(unittest.TestCase):
+    def test_tiny_model_plays_batched_games_to_the_end(self):
+        model, tokenizer = models.load_model(models.TINY_MODEL)
+        policy = ModelPolicy(model, tokenizer, "rows", 0.0, 6)
+        report = evaluate.evaluate(policy, ["hello", "world", "pizza"], progress=False)
+        self.assertEqual(report["attempts"], 18)  # random model: every attempt invalid, 6 per game
+        self.assertEqual(report["format_compliance"], 0.0)
+
+    def test_cli_model_json_and_compare(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            a, b = Path(tmp) / "m.json", Path(tmp) / "o.json"
+            proc = subprocess.run([sys.executable, "-m", "scripts.evaluate", "--model", models.TINY_MODEL, "--n", "2",
+                                   "--max-tokens", "4", "--format", "rows", "--json", str(a)], cwd=ROOT,
+                                  capture_output=True, text=True)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            subprocess.run([sys.executable, "-m", "scripts.evaluate", "--policy", "optimal", "--n", "2", "--json", str(b)],
+                           cwd=ROOT, capture_output=True, check=True)
+            secrets = lambda p: [g["secret"] for g in json.loads(p.read_text())["games"]]  # noqa: E731
+            self.assertEqual(secrets(a), secrets(b))  # same --n/--seed: the same words for models and solvers
+            proc = subprocess.run([sys.executable, "-m", "scripts.evaluate", "--compare", str(a), str(b)], cwd=ROOT,
+                                  capture_output=True, text=True)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            self.assertIn("tiny-random-llama", proc.stdout)
+            self.assertIn("optimal", proc.stdout)
+
+
+class TestPlots(unittest.TestCase):
+    def test_training_and_histogram_pngs(self):
+        metrics = [{"step": i, "cumulative_wins": i // 2, "win_rate": (i % 2) * 0.5, "reward_mean": 0.1 * i,
+                    "reward_format": 1.0, "skipped_group_fraction": 0.25, "valid_guess_rate": 0.9, "loss": 0.01,
+                    "grad_norm": 0.5} for i in range(1, 8)]
+        report = {"label": "x", "n_games": 10, "win_rate": 0.5, "histogram": {"3": 2, "4": 3, "fail": 5}}
+        with tempfile.TemporaryDirectory() as tmp:
+            a = plots.plot_training(metrics, Path(tmp) / "t.png")
+            b = plots.plot_histograms([report], Path(tmp) / "h.png")
+            self.assertEqual(a.read_bytes()[:4], b"\x89PNG")
+            self.assertGreater(b.stat().st_size, 5000)
+
+    def test_plot_cli_bad_file_is_one_error_line(self):
+        proc = subprocess.run([sys.executable, "-m", "scripts.plot_cumulative_wins", "--file", "nope.jsonl"], cwd=ROOT,
+                              capture_output=True, text=True)
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(proc.stderr.strip(), "error: metrics file not found: nope.jsonl")
+
+    def test_rolling_mean(self):
+        self.assertEqual(list(plots.rolling([0, 2, 4, 6], 2)), [0.0, 1.0, 3.0, 5.0])
+
+
+class TestPlayCli(unittest.TestCase):
+    def test_human_game(self):
+        proc = subprocess.run([sys.executable, "-m", "scripts.play", "--human", "--secret", "hello"], cwd=ROOT,
+                              input="crane\nabcde\nhello\n", capture_output=True, text=True)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertIn("not in the allowed word list", proc.stdout)
+        self.assertIn("won in 2", proc.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()

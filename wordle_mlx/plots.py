@@ -1,0 +1,122 @@
+"""Figures people look at: training curves from metrics.jsonl, guess histograms from evaluate JSON.
+
+matplotlib with the Agg backend (no screen needed); every function writes one PNG and returns it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from wordle_mlx.rewards import COMPONENTS  # noqa: E402
+
+
+class PlotError(ValueError):
+    """A file that cannot be plotted (one line)."""
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    p = Path(path)
+    if not p.is_file():
+        raise PlotError(f"metrics file not found: {p}")
+    rows = []
+    for n, line in enumerate(p.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            raise PlotError(f"{p} line {n}: not JSON") from None
+    if not rows or "step" not in rows[0]:
+        raise PlotError(f"{p}: expected JSONL lines with a 'step' key (a train_rl metrics.jsonl)")
+    return rows
+
+
+def rolling(values: Sequence[float], window: int) -> np.ndarray:
+    v = np.asarray(values, dtype=float)
+    out = np.empty_like(v)
+    for i in range(len(v)):
+        out[i] = v[max(0, i - window + 1) : i + 1].mean()
+    return out
+
+
+def plot_training(metrics: list[dict], out: str | Path, window: int = 10, title: str | None = None) -> Path:
+    """2x2 panel: cumulative wins + rolling win rate, reward components, zero-variance fraction, loss."""
+    if "cumulative_wins" not in metrics[0]:
+        raise PlotError("metrics have no cumulative_wins: expected a train_rl metrics.jsonl")
+    steps = [m["step"] for m in metrics]
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
+    ax = axes[0][0]
+    ax.plot(steps, [m["cumulative_wins"] for m in metrics], color="tab:green", label="cumulative wins")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cumulative wins")
+    twin = ax.twinx()
+    twin.plot(steps, 100 * rolling([m["win_rate"] for m in metrics], window), color="tab:blue", alpha=0.7,
+              label=f"win rate (rolling {window})")
+    twin.set_ylabel("win rate %")
+    twin.set_ylim(0, 100)
+    ax.set_title("games won")
+    ax.legend(loc="upper left", fontsize=8)
+    twin.legend(loc="lower right", fontsize=8)
+    ax = axes[0][1]
+    ax.plot(steps, rolling([m["reward_mean"] for m in metrics], window), color="black", lw=2, label="total")
+    for k in COMPONENTS:
+        key = f"reward_{k}"
+        if key in metrics[0] and any(m[key] for m in metrics):
+            ax.plot(steps, rolling([m[key] for m in metrics], window), lw=1, label=k)
+    ax.set_title(f"reward (rolling {window})")
+    ax.set_xlabel("step")
+    ax.legend(fontsize=7, ncol=2)
+    ax = axes[1][0]
+    ax.plot(steps, [100 * m["skipped_group_fraction"] for m in metrics], color="tab:red", label="zero-variance groups")
+    if "valid_guess_rate" in metrics[0]:
+        ax.plot(steps, [100 * m["valid_guess_rate"] for m in metrics], color="tab:purple", label="valid guesses")
+    ax.set_ylim(-2, 102)
+    ax.set_ylabel("%")
+    ax.set_xlabel("step")
+    ax.set_title("skipped groups and valid guesses")
+    ax.legend(fontsize=8)
+    ax = axes[1][1]
+    ax.plot(steps, [m["loss"] for m in metrics], label="loss")
+    ax.plot(steps, [m["grad_norm"] for m in metrics], label="grad norm", alpha=0.7)
+    ax.set_xlabel("step")
+    ax.set_title("optimisation")
+    ax.legend(fontsize=8)
+    fig.suptitle(title or "GRPO training")
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
+def plot_histograms(reports: list[dict], out: str | Path, title: str | None = None) -> Path:
+    """Grouped bars: share of games solved in 1..6 guesses or failed, one colour per report."""
+    keys = ["1", "2", "3", "4", "5", "6", "fail"]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    width = 0.8 / max(len(reports), 1)
+    x = np.arange(len(keys))
+    for i, r in enumerate(reports):
+        if "histogram" not in r:
+            raise PlotError("an evaluate report has no histogram (expected scripts.evaluate --json output)")
+        counts = np.array([r["histogram"].get(k, 0) for k in keys], dtype=float)
+        label = r.get("label") or r.get("policy", {}).get("name", f"report {i}")
+        ax.bar(x + i * width - 0.4 + width / 2, 100 * counts / max(r["n_games"], 1), width,
+               label=f"{label} ({100 * r['win_rate']:.0f}% wins)")
+    ax.set_xticks(x, [f"{k}" if k != "fail" else "failed" for k in keys])
+    ax.set_xlabel("guesses to solve")
+    ax.set_ylabel("% of games")
+    ax.set_title(title or "guess histogram")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out

@@ -1,0 +1,205 @@
+"""SFT warm-up: LoRA fine-tuning on solver-made traces, loss on the assistant completion only.
+
+Data: data_synth SFT records (`messages` = system + user, `completion` = `<think>..</think>` +
+`<guess>..</guess>`), from files or generated at the start of the run (train split only; the
+held-out set uses another seed) and saved into the run directory. Each example is tokenised as
+the chat prompt (with the assistant opening) followed by the completion and the end-of-turn token;
+only completion tokens (the end token included) are in the loss, so the model learns to answer,
+not to repeat prompts.
+
+Batches are made by length (sorted, then cut into `batch_size` groups; their order is shuffled
+each epoch with the run seed) to waste little padding. Loss = mean token cross-entropy over the
+batch's completion tokens. AdamW with warmup and cosine decay, global-norm clipping. Every
+`eval_every` steps the held-out loss; checkpoints every `checkpoint_every` steps and on Ctrl-C;
+`resume` continues from the checkpoint (the batch order is a function of seed and epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from datetime import datetime
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+import mlx.optimizers as optim
+
+from wordle_mlx import checkpoint, grpo, lora, rollout, synth
+from wordle_mlx import words as wordlists
+from wordle_mlx.config import Config, ConfigError, load_config, save_config
+
+
+class SFTError(RuntimeError):
+    """An SFT run that cannot start (one line)."""
+
+
+def read_records(path: str | Path) -> list[dict]:
+    p = Path(path)
+    if not p.is_file():
+        raise SFTError(f"SFT data file not found: {p} (make one with python -m scripts.data_synth --mode sft)")
+    records = []
+    for n, line in enumerate(p.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+            r["messages"], r["completion"]  # noqa: B018
+        except (ValueError, KeyError, TypeError):
+            raise SFTError(f"{p} line {n}: expected a data_synth SFT record with messages and completion") from None
+        records.append(r)
+    if not records:
+        raise SFTError(f"{p} has no records")
+    wordlists.check_training_secrets([r["secret"] for r in records if "secret" in r])
+    return records
+
+
+def make_records(config: Config, n: int, seed: int) -> list[dict]:
+    c = config.sft
+    secrets = synth.secrets_for("train", n, seed)
+    return list(synth.sft_records(secrets, "train", seed, config.sampling.prompt_format, c.max_turns, c.policy,
+                                  c.think_style, c.think_max_chars))
+
+
+def tokenize(tokenizer, record: dict, max_tokens: int) -> grpo.TrainSequence:
+    prompt = rollout.chat_prompt(tokenizer, record["messages"])
+    completion = list(tokenizer.encode(record["completion"], add_special_tokens=False))
+    end = sorted(tokenizer.eos_token_ids)[0]
+    seq = grpo.TrainSequence(prompt, completion + [end], 1.0)
+    if len(seq.prompt) + len(seq.completion) > max_tokens:
+        raise SFTError(f"an example has {len(seq.prompt) + len(seq.completion)} tokens, more than "
+                       f"sft.max_seq_tokens={max_tokens}")
+    return seq
+
+
+def length_batches(seqs: list[grpo.TrainSequence], batch_size: int) -> list[list[grpo.TrainSequence]]:
+    ordered = sorted(seqs, key=lambda s: len(s.prompt) + len(s.completion))
+    return [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
+
+
+def completion_loss(model, tokens: mx.array, mask: mx.array) -> mx.array:
+    """Mean negative log-likelihood of the completion tokens."""
+    logp = grpo.token_logprobs(model, tokens, 1.0)
+    return -(logp * mask).sum() / mask.sum()
+
+
+def batch_loss(model, batches: list, pad_id: int) -> float:
+    total, count = 0.0, 0.0
+    for batch in batches:
+        tokens, mask, _ = grpo.make_batch(batch, pad_id)
+        loss = completion_loss(model, tokens, mask)
+        n = float(mask.sum())
+        total += float(loss) * n
+        count += n
+    return total / max(count, 1.0)
+
+
+def prepare_run(config: Config, resume: str | Path | None) -> tuple[Config, Path]:
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / "config.json").exists():
+            raise SFTError(f"--resume: {run_dir} is not a run directory (no config.json)")
+        try:
+            return load_config(run_dir / "config.json"), run_dir
+        except ConfigError as err:
+            raise SFTError(str(err)) from None
+    name = config.logging.run_name or "sft-" + datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(config.logging.logs_dir) / name
+    if checkpoint.exists(run_dir) or (run_dir / "metrics.jsonl").exists():
+        raise SFTError(f"run directory {run_dir} already has a run; pass --resume {run_dir} or another run_name")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, run_dir / "config.json")
+    return config, run_dir
+
+
+def _data(config: Config, run_dir: Path) -> tuple[list[dict], list[dict]]:
+    c = config.sft
+    train_path, valid_path = run_dir / "sft_train.jsonl", run_dir / "sft_valid.jsonl"
+    if c.train_file:
+        train = read_records(c.train_file)
+    elif train_path.exists():
+        train = read_records(train_path)
+    else:
+        train = make_records(config, c.num_examples, config.training.seed)
+        train_path.write_text("".join(json.dumps(r) + "\n" for r in train))
+    if c.valid_file:
+        valid = read_records(c.valid_file)
+    elif valid_path.exists():
+        valid = read_records(valid_path)
+    else:
+        valid = make_records(config, c.num_valid, config.training.seed + 7919)
+        valid_path.write_text("".join(json.dumps(r) + "\n" for r in valid))
+    return train, valid
+
+
+def train(config: Config, resume: str | Path | None = None, console=None) -> Path:
+    """Run (or resume) SFT; returns the run directory (adapters in run_dir/adapters)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from wordle_mlx.train_rl import load_policy_model
+
+    console = console or Console()
+    config, run_dir = prepare_run(config, resume)
+    c = config.sft
+    with console.status("preparing SFT data ..."):
+        train_records, valid_records = _data(config, run_dir)
+    model, tokenizer = load_policy_model(config)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    train_seqs = [tokenize(tokenizer, r, c.max_seq_tokens) for r in train_records]
+    valid_batches = length_batches([tokenize(tokenizer, r, c.max_seq_tokens) for r in valid_records], c.batch_size)
+    batches = length_batches(train_seqs, c.batch_size)
+    optimizer = grpo.make_optimizer(c.learning_rate, c.iters, c.warmup_steps, c.weight_decay)
+    state = {"step": 0, "elapsed_s": 0.0}
+    if resume is not None:
+        if not checkpoint.exists(run_dir):
+            raise SFTError(f"--resume: {run_dir} has no checkpoint")
+        state = checkpoint.load(run_dir, model, optimizer)
+    loss_and_grad = nn.value_and_grad(model, completion_loss)
+    tokens_per_example = np.mean([len(s.prompt) + len(s.completion) for s in train_seqs])
+    console.print(f"[bold]SFT[/] {run_dir}  {len(train_seqs)} examples (~{tokens_per_example:.0f} tokens), "
+                  f"{len(batches)} batches of {c.batch_size}, {c.iters} steps, held-out {len(valid_records)}")
+    metrics_file = run_dir / "metrics.jsonl"
+    columns = [TextColumn("[bold]sft"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[info]}"),
+               TimeRemainingColumn()]
+    try:
+        with Progress(*columns, console=console, disable=not config.logging.progress) as bar:
+            task = bar.add_task("sft", total=c.iters, completed=state["step"], info="")
+            for step in range(state["step"] + 1, c.iters + 1):
+                epoch, index = divmod(step - 1, len(batches))
+                order = list(range(len(batches)))
+                random.Random(f"{config.training.seed}-sft-epoch-{epoch}").shuffle(order)
+                start = time.perf_counter()
+                tokens, mask, _ = grpo.make_batch(batches[order[index]], pad_id)
+                loss, grads = loss_and_grad(model, tokens, mask)
+                grads, grad_norm = optim.clip_grad_norm(grads, c.max_grad_norm)
+                optimizer.update(model, grads)
+                mx.eval(model.trainable_parameters(), optimizer.state, loss, grad_norm)
+                seconds = time.perf_counter() - start
+                state["step"] = step
+                state["elapsed_s"] += seconds
+                lr = optimizer.learning_rate
+                metrics = {"step": step, "epoch": epoch, "train_loss": float(loss), "grad_norm": float(grad_norm),
+                           "lr": float(lr.item() if hasattr(lr, "item") else lr), "tokens": int(tokens.size),
+                           "tokens_per_s": tokens.size / seconds, "peak_memory_gb": mx.get_peak_memory() / 2**30,
+                           "elapsed_s": state["elapsed_s"]}
+                if step % c.eval_every == 0 or step == c.iters:
+                    metrics["valid_loss"] = batch_loss(model, valid_batches, pad_id)
+                with metrics_file.open("a") as fh:
+                    fh.write(json.dumps(metrics) + "\n")
+                if step % c.checkpoint_every == 0 or step == c.iters:
+                    checkpoint.save(run_dir, model, optimizer, state)
+                info = f"loss {metrics['train_loss']:.3f}"
+                if "valid_loss" in metrics:
+                    info += f"  valid {metrics['valid_loss']:.3f}"
+                bar.update(task, completed=step, info=info)
+    except KeyboardInterrupt:
+        checkpoint.save(run_dir, model, optimizer, state)
+        console.print(f"\n[yellow]interrupted[/]: checkpoint of step {state['step']} saved; continue with "
+                      f"python -m scripts.train_sft --resume {run_dir}")
+        return run_dir
+    lora.save_adapters(model, run_dir / "adapters")
+    console.print(f"done: adapters in {run_dir / 'adapters'} (use as model.adapter_path)")
+    return run_dir
