@@ -194,13 +194,10 @@ def build_tokenizer(meta: dict):
     return tok, {k: v for k, v in config.items() if v is not None}
 
 
-def convert_gguf(gguf_path: str | Path, out_dir: str | Path, dequantize: str | None = None) -> Path:
-    """Write an mlx-lm model directory for a GGUF file (atomically). Returns `out_dir`."""
+def write_model_dir(out_dir: str | Path, weights: dict[str, mx.array], config: dict, tokenizer, tok_config: dict,
+                    source: dict | None = None) -> Path:
+    """Write an mlx-lm model directory atomically (a temporary sibling renamed into place)."""
     out_dir = Path(out_dir)
-    tensors, meta = read_gguf(gguf_path)
-    weights, bits = convert_weights(tensors, dequantize)
-    config = model_config(meta, bits, tied="lm_head.weight" not in weights)
-    tokenizer, tok_config = build_tokenizer(meta)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.partial-"))
     try:
@@ -208,11 +205,21 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path, dequantize: str | N
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         tokenizer.save(str(tmp / "tokenizer.json"))
         (tmp / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=2) + "\n")
-        source = {"gguf": str(gguf_path), "dequantize": dequantize, "name": _scalar(meta, "general.name")}
-        (tmp / "wordle_mlx_source.json").write_text(json.dumps(source, indent=2) + "\n")
+        if source is not None:
+            (tmp / "wordle_mlx_source.json").write_text(json.dumps(source, indent=2) + "\n")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
+
+
+def convert_gguf(gguf_path: str | Path, out_dir: str | Path, dequantize: str | None = None) -> Path:
+    """Write an mlx-lm model directory for a GGUF file (atomically). Returns `out_dir`."""
+    tensors, meta = read_gguf(gguf_path)
+    weights, bits = convert_weights(tensors, dequantize)
+    config = model_config(meta, bits, tied="lm_head.weight" not in weights)
+    tokenizer, tok_config = build_tokenizer(meta)
+    source = {"gguf": str(gguf_path), "dequantize": dequantize, "name": _scalar(meta, "general.name")}
+    return write_model_dir(out_dir, weights, config, tokenizer, tok_config, source)

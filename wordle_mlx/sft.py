@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import random
 import time
-from datetime import datetime
 from pathlib import Path
 
 import mlx.core as mx
@@ -27,9 +26,9 @@ import mlx.nn as nn
 import numpy as np
 import mlx.optimizers as optim
 
-from wordle_mlx import checkpoint, grpo, lora, rollout, synth
+from wordle_mlx import checkpoint, grpo, lora, rollout, runs, synth
 from wordle_mlx import words as wordlists
-from wordle_mlx.config import Config, ConfigError, load_config, save_config
+from wordle_mlx.config import Config
 
 
 class SFTError(RuntimeError):
@@ -97,21 +96,7 @@ def batch_loss(model, batches: list, pad_id: int) -> float:
 
 
 def prepare_run(config: Config, resume: str | Path | None) -> tuple[Config, Path]:
-    if resume is not None:
-        run_dir = Path(resume)
-        if not (run_dir / "config.json").exists():
-            raise SFTError(f"--resume: {run_dir} is not a run directory (no config.json)")
-        try:
-            return load_config(run_dir / "config.json"), run_dir
-        except ConfigError as err:
-            raise SFTError(str(err)) from None
-    name = config.logging.run_name or "sft-" + datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(config.logging.logs_dir) / name
-    if checkpoint.exists(run_dir) or (run_dir / "metrics.jsonl").exists():
-        raise SFTError(f"run directory {run_dir} already has a run; pass --resume {run_dir} or another run_name")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir / "config.json")
-    return config, run_dir
+    return runs.prepare_run(config, resume, "sft-", SFTError)
 
 
 def _data(config: Config, run_dir: Path) -> tuple[list[dict], list[dict]]:

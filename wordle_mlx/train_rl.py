@@ -23,15 +23,14 @@ import json
 import random
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import mlx.core as mx
 import numpy as np
 
-from wordle_mlx import checkpoint, evaluate, grpo, lora, models, rewards, rollout, synth
+from wordle_mlx import checkpoint, evaluate, grpo, lora, models, rewards, rollout, runs, synth
 from wordle_mlx import words as wordlists
-from wordle_mlx.config import Config, ConfigError, load_config, save_config
+from wordle_mlx.config import Config
 from wordle_mlx.game import GameState, Turn
 from wordle_mlx.policy import ModelPolicy
 from wordle_mlx.prompts import build_messages
@@ -245,21 +244,7 @@ def run_eval(model, tokenizer, config: Config) -> dict:
 
 
 def prepare_run(config: Config, resume: str | Path | None) -> tuple[Config, Path]:
-    if resume is not None:
-        run_dir = Path(resume)
-        if not (run_dir / "config.json").exists():
-            raise TrainingError(f"--resume: {run_dir} is not a run directory (no config.json)")
-        try:
-            return load_config(run_dir / "config.json"), run_dir
-        except ConfigError as err:
-            raise TrainingError(str(err)) from None
-    name = config.logging.run_name or datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(config.logging.logs_dir) / name
-    if (run_dir / CHECKPOINT).exists() or (run_dir / "metrics.jsonl").exists():
-        raise TrainingError(f"run directory {run_dir} already has a run; pass --resume {run_dir} or another run_name")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir / "config.json")
-    return config, run_dir
+    return runs.prepare_run(config, resume, "", TrainingError)
 
 
 def train(config: Config, resume: str | Path | None = None, console=None) -> Path:
