@@ -66,14 +66,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 1
         policy = ModelPolicy(model, tokenizer, args.format, args.temperature, args.max_tokens)
+        rejected: list[str] = []
         while not state.won and attempts < state.max_guesses:
-            guess = policy.guess_batch([state.turns])[0]
+            guess = policy.guess_batch([state.turns], [rejected])[0]
             parsed = policy.last_parsed[0]
             attempts += 1
             console.print(f"[dim]turn {attempts} think:[/] {parsed.think or '(no think)'}")
             problem = state.check_guess(guess)
             if problem:
                 console.print(f"  [red]invalid ({parsed.guess_problem or problem[0]}):[/] {policy.last_completions[0][:120]!r}")
+                rejected.append(guess)
                 continue
             state = state.play(guess)
             console.print("  " + tiles(guess, state.turns[-1].feedback))

@@ -56,6 +56,21 @@ class TestModelMetrics(unittest.TestCase):
         self.assertTrue(self.s["win_rate"] == 1.0)
 
 
+class RecordingPolicy(CannedModelPolicy):
+    sees_rejected = True
+
+    def guess_batch(self, histories, rejected=None):
+        self.seen = getattr(self, "seen", []) + [rejected]
+        return super().guess_batch(histories)
+
+
+class TestRejectedAnswers(unittest.TestCase):
+    def test_evaluator_passes_earlier_invalid_answers(self):
+        policy = RecordingPolicy(["<guess>zzzzz</guess>", "<guess>hello</guess>"])
+        evaluate.play_games(policy, ["hello"])
+        self.assertEqual(policy.seen, [[[]], [["zzzzz"]]])
+
+
 class TestModelPolicy(unittest.TestCase):
     def test_tiny_model_plays_batched_games_to_the_end(self):
         model, tokenizer = models.load_model(models.TINY_MODEL)

@@ -37,6 +37,11 @@ class TestRender(unittest.TestCase):
     def test_first_turn(self):
         self.assertIn("first guess", render_state((), "plain"))
 
+    def test_rejected_answers_are_listed_and_cost_turns(self):
+        text = render_state(REPEATS, "plain", rejected=["ayups", "", "AYUPS"])
+        self.assertIn("Not valid words (not accepted): AYUPS", text)
+        self.assertIn("1 guess left", text)  # 6 - 2 turns - 3 rejected answers
+
     def test_unknown_format_raises(self):
         with self.assertRaisesRegex(ValueError, "prompt format"):
             render_state(REPEATS, "emoji")

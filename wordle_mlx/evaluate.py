@@ -67,7 +67,11 @@ def play_games(
         active = [g for g in games if not g.finished]
         if not active:
             return games
-        guesses = policy.guess_batch([g.state.turns for g in active])
+        if getattr(policy, "sees_rejected", False):
+            rejected = [[a["guess"] for a in g.attempts if a["invalid"]] for g in active]
+            guesses = policy.guess_batch([g.state.turns for g in active], rejected)
+        else:
+            guesses = policy.guess_batch([g.state.turns for g in active])
         parsed = getattr(policy, "last_parsed", None) or [None] * len(active)
         completions = getattr(policy, "last_completions", None) or [None] * len(active)
         for game, guess, p, text in zip(active, guesses, parsed, completions):

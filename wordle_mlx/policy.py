@@ -3,7 +3,9 @@
 `ModelPolicy.guess_batch(histories)` renders every game's prompt, samples one completion per
 game in one batched generation (wordle_mlx.rollout) and returns the parsed guess, or the raw text
 inside the guess tag (or "" when there is none) so the game engine reports it as invalid and the
-turn is spent, the same rule the solvers are measured under.
+turn is spent, the same rule the solvers are measured under. Earlier invalid answers are listed in
+the next prompt ("Not valid words (not accepted): ..."); without that, a greedy model facing an
+unchanged prompt repeats the same invalid word until the game is lost.
 """
 
 from __future__ import annotations
@@ -25,8 +27,12 @@ class ModelPolicy(Policy):
         self.last_completions: list[str] = []
         self.last_parsed: list[prompts.Parsed] = []
 
-    def guess_batch(self, histories: Sequence[Sequence[Turn]]) -> list[str]:
-        prompt_ids = [rollout.chat_prompt(self.tokenizer, prompts.build_messages(h, self.fmt)) for h in histories]
+    sees_rejected = True  # the evaluator passes earlier invalid answers, shown in the prompt
+
+    def guess_batch(self, histories: Sequence[Sequence[Turn]], rejected: Sequence[Sequence[str]] | None = None) -> list[str]:
+        rejected = rejected or [()] * len(histories)
+        prompt_ids = [rollout.chat_prompt(self.tokenizer, prompts.build_messages(h, self.fmt, rejected=r))
+                      for h, r in zip(histories, rejected)]
         groups = rollout.sample_groups(self.model, self.tokenizer, prompt_ids, 1, self.temperature, self.max_tokens)
         self.last_completions = [g[0].text for g in groups]
         self.last_parsed = [prompts.parse_completion(text, strict=True) for text in self.last_completions]

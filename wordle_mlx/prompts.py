@@ -72,13 +72,19 @@ def describe_knowledge(turns: Sequence[Turn]) -> list[str]:
     return lines
 
 
-def render_state(turns: Sequence[Turn], fmt: str = "plain", max_guesses: int = MAX_GUESSES) -> str:
-    """The user message for a game after `turns`."""
-    left = max_guesses - len(turns)
+def render_state(turns: Sequence[Turn], fmt: str = "plain", max_guesses: int = MAX_GUESSES,
+                 rejected: Sequence[str] = ()) -> str:
+    """The user message for a game after `turns`; `rejected` lists earlier answers that were not
+    valid guesses (they cost a turn in evaluation), so the model is told not to repeat them."""
+    left = max_guesses - len(turns) - len(rejected)  # every rejected answer cost a turn
+    rejected = [r.strip().upper() for r in rejected if r and r.strip()]
     if fmt not in FORMATS:
         raise ValueError(f"prompt format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
-    if not turns:
+    not_accepted = [f"Not valid words (not accepted): {', '.join(dict.fromkeys(rejected))}"] if rejected else []
+    if not turns and left == max_guesses:
         return f"New game, {left} guesses. Make your first guess."
+    if not turns:
+        return "\n".join(not_accepted + [f"{left} guess{'es' if left != 1 else ''} left. Make your next guess."])
     lines = []
     for i, t in enumerate(turns, 1):
         g, fb = t.guess.upper(), t.feedback.upper()
@@ -90,15 +96,16 @@ def render_state(turns: Sequence[Turn], fmt: str = "plain", max_guesses: int = M
             lines.append(f"{g} {fb}")
     if fmt == "plain":
         lines += describe_knowledge(turns)
+    lines += not_accepted
     lines.append(f"{left} guess{'es' if left != 1 else ''} left. Make your next guess.")
     return "\n".join(lines)
 
 
 def build_messages(turns: Sequence[Turn], fmt: str = "plain", max_guesses: int = MAX_GUESSES,
-                   system_prompt: str = SYSTEM_PROMPT) -> list[dict]:
+                   system_prompt: str = SYSTEM_PROMPT, rejected: Sequence[str] = ()) -> list[dict]:
     """Chat messages (system + user) for the next turn of a game."""
     return [{"role": "system", "content": system_prompt},
-            {"role": "user", "content": render_state(turns, fmt, max_guesses)}]
+            {"role": "user", "content": render_state(turns, fmt, max_guesses, rejected)}]
 
 
 def format_completion(think: str, guess: str) -> str:
