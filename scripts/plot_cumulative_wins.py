@@ -1,5 +1,5 @@
-"""Plot a training run (cumulative wins, rolling win rate, reward components, skipped groups, loss),
-and/or guess histograms from evaluate reports.
+"""Plot a training run (GRPO: cumulative wins, rolling win rate, reward components, skipped groups,
+loss; SFT: train and held-out loss), and/or guess histograms from evaluate reports.
 
     python -m scripts.plot_cumulative_wins --file logs/RUN/metrics.jsonl [--out PNG] [--window 10]
     python -m scripts.plot_cumulative_wins --eval A.json B.json --out docs/histogram.png
@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.file:
             out = args.out if (args.out and not args.eval) else args.file.with_name("training.png")
-            print(f"wrote {plots.plot_training(plots.read_metrics(args.file), out, args.window, args.title)}")
+            metrics = plots.read_metrics(args.file)
+            plot = plots.plot_sft if "train_loss" in metrics[0] else plots.plot_training
+            print(f"wrote {plot(metrics, out, args.window, args.title)}")
         if args.eval:
             reports = []
             for p in args.eval:

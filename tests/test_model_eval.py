@@ -109,6 +109,14 @@ class TestPlots(unittest.TestCase):
             self.assertEqual(a.read_bytes()[:4], b"\x89PNG")
             self.assertGreater(b.stat().st_size, 5000)
 
+    def test_sft_loss_png(self):
+        metrics = [{"step": i, "train_loss": 2.0 / i, **({"valid_loss": 1.0 / i} if i % 3 == 0 else {})} for i in range(1, 10)]
+        with tempfile.TemporaryDirectory() as tmp:
+            out = plots.plot_sft(metrics, Path(tmp) / "s.png")
+            self.assertEqual(out.read_bytes()[:4], b"\x89PNG")
+        with self.assertRaisesRegex(plots.PlotError, "train_sft"):
+            plots.plot_sft([{"step": 1, "loss": 1.0}], "x.png")
+
     def test_plot_cli_bad_file_is_one_error_line(self):
         proc = subprocess.run([sys.executable, "-m", "scripts.plot_cumulative_wins", "--file", "nope.jsonl"], cwd=ROOT,
                               capture_output=True, text=True)

@@ -35,7 +35,7 @@ def read_metrics(path: str | Path) -> list[dict]:
         except ValueError:
             raise PlotError(f"{p} line {n}: not JSON") from None
     if not rows or "step" not in rows[0]:
-        raise PlotError(f"{p}: expected JSONL lines with a 'step' key (a train_rl metrics.jsonl)")
+        raise PlotError(f"{p}: expected JSONL lines with a 'step' key (a train_rl or train_sft metrics.jsonl)")
     return rows
 
 
@@ -90,6 +90,29 @@ def plot_training(metrics: list[dict], out: str | Path, window: int = 10, title:
     ax.set_title("optimisation")
     ax.legend(fontsize=8)
     fig.suptitle(title or "GRPO training")
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
+def plot_sft(metrics: list[dict], out: str | Path, window: int = 10, title: str | None = None) -> Path:
+    """Training loss (raw and rolling) and held-out loss of an SFT run."""
+    if "train_loss" not in metrics[0]:
+        raise PlotError("metrics have no train_loss: expected a train_sft metrics.jsonl")
+    steps = [m["step"] for m in metrics]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.plot(steps, [m["train_loss"] for m in metrics], color="tab:blue", alpha=0.3, label="train loss (batch)")
+    ax.plot(steps, rolling([m["train_loss"] for m in metrics], window), color="tab:blue", label=f"train (rolling {window})")
+    held = [(m["step"], m["valid_loss"]) for m in metrics if "valid_loss" in m]
+    if held:
+        ax.plot(*zip(*held), "o-", color="tab:orange", label="held-out loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("completion cross-entropy (nats/token)")
+    ax.set_yscale("log")
+    ax.set_title(title or "SFT")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     out = Path(out)
     fig.savefig(out, dpi=90)
