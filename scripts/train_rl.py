@@ -27,8 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     from wordle_mlx import models, train_rl
 
     try:
-        config = load_config(args.config, args.set) if args.config else None
-        train_rl.train(config, resume=args.resume) if config else train_rl.train(load_config(None), resume=args.resume)
+        config = load_config(args.config, args.set) if args.config else load_config(None)
+        train_rl.train(config, resume=args.resume)
     except (ConfigError, train_rl.TrainingError, models.ModelLoadError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

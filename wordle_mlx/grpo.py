@@ -29,7 +29,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
-from mlx.utils import tree_flatten, tree_map
+from mlx.utils import tree_map
 
 from wordle_mlx import lora
 
@@ -185,6 +185,3 @@ def make_optimizer(learning_rate: float, steps: int, warmup_steps: int, weight_d
         schedule = cosine
     return optim.AdamW(learning_rate=schedule, weight_decay=weight_decay)
 
-
-def trainable_norm(model) -> float:
-    return float(mx.sqrt(sum((v.astype(mx.float32) ** 2).sum() for _, v in tree_flatten(model.trainable_parameters()))))

@@ -40,7 +40,6 @@ class RolloutStats:
     prompt_tokens: int = 0
     generated_tokens: int = 0
     rows: int = 0
-    extra: dict = field(default_factory=dict)
 
     @property
     def generation_tps(self) -> float:

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import mlx.core as mx
 import mlx.nn as nn
-import numpy as np
 import mlx.optimizers as optim
+import numpy as np
 
 from wordle_mlx import checkpoint, grpo, lora, rollout, runs, synth
 from wordle_mlx import words as wordlists
