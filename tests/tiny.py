@@ -9,18 +9,8 @@ import mlx.core as mx
 from mlx.utils import tree_flatten
 from mlx_lm.models import llama
 
-from wordle_mlx.tiny import MERGES, SPECIALS, model_config, tokenizer_metadata, vocabulary  # noqa: F401
-
-
-def tiny_args(layers: int = 2, hidden: int = 64, heads: int = 4, kv_heads: int = 2, intermediate: int = 128) -> llama.ModelArgs:
-    return llama.ModelArgs.from_dict(model_config(layers, hidden, heads, kv_heads, intermediate))
-
-
-def tiny_model(seed: int = 0, **kwargs) -> llama.Model:
-    mx.random.seed(seed)
-    model = llama.Model(tiny_args(**kwargs))
-    mx.eval(model.parameters())
-    return model
+from wordle_mlx.tiny import MERGES, SPECIALS, tokenizer_metadata, vocabulary  # noqa: F401
+from wordle_mlx.tiny import make_model as tiny_model  # noqa: F401
 
 
 _TO_GGUF = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",

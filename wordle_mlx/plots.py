@@ -5,7 +5,6 @@ matplotlib with the Agg backend (no screen needed); every function writes one PN
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -15,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from wordle_mlx import jsonl  # noqa: E402
 from wordle_mlx.rewards import COMPONENTS  # noqa: E402
 
 
@@ -22,18 +22,22 @@ class PlotError(ValueError):
     """A file that cannot be plotted (one line)."""
 
 
+def _save(fig, out: str | Path) -> Path:
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
 def read_metrics(path: str | Path) -> list[dict]:
     p = Path(path)
     if not p.is_file():
         raise PlotError(f"metrics file not found: {p}")
-    rows = []
-    for n, line in enumerate(p.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            raise PlotError(f"{p} line {n}: not JSON") from None
+    try:
+        rows = [row for _, row in jsonl.iter_lines(p)]
+    except jsonl.BadLine as err:
+        raise PlotError(f"{p} {err}") from None
     if not rows or "step" not in rows[0]:
         raise PlotError(f"{p}: expected JSONL lines with a 'step' key (a train_rl or train_sft metrics.jsonl)")
     return rows
@@ -90,11 +94,7 @@ def plot_training(metrics: list[dict], out: str | Path, window: int = 10, title:
     ax.set_title("optimisation")
     ax.legend(fontsize=8)
     fig.suptitle(title or "GRPO training")
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_sft(metrics: list[dict], out: str | Path, window: int = 10, title: str | None = None) -> Path:
@@ -113,11 +113,7 @@ def plot_sft(metrics: list[dict], out: str | Path, window: int = 10, title: str 
     ax.set_yscale("log")
     ax.set_title(title or "SFT")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_histograms(reports: list[dict], out: str | Path, title: str | None = None) -> Path:
@@ -138,8 +134,4 @@ def plot_histograms(reports: list[dict], out: str | Path, title: str | None = No
     ax.set_ylabel("% of games")
     ax.set_title(title or "guess histogram")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    return _save(fig, out)

@@ -26,7 +26,7 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
 
-from wordle_mlx import checkpoint, grpo, lora, rollout, runs, synth
+from wordle_mlx import checkpoint, grpo, jsonl, lora, rollout, runs, synth
 from wordle_mlx import words as wordlists
 from wordle_mlx.config import Config
 
@@ -40,15 +40,14 @@ def read_records(path: str | Path) -> list[dict]:
     if not p.is_file():
         raise SFTError(f"SFT data file not found: {p} (make one with python -m scripts.data_synth --mode sft)")
     records = []
-    for n, line in enumerate(p.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
+    n = 0
+    try:
+        for n, r in jsonl.iter_lines(p):
             r["messages"], r["completion"]  # noqa: B018
-        except (ValueError, KeyError, TypeError):
-            raise SFTError(f"{p} line {n}: expected a data_synth SFT record with messages and completion") from None
-        records.append(r)
+            records.append(r)
+    except (ValueError, KeyError, TypeError) as err:
+        line = err.line if isinstance(err, jsonl.BadLine) else n
+        raise SFTError(f"{p} line {line}: expected a data_synth SFT record with messages and completion") from None
     if not records:
         raise SFTError(f"{p} has no records")
     wordlists.check_training_secrets([r["secret"] for r in records if "secret" in r])

@@ -50,17 +50,23 @@ def model_config(layers: int = 2, hidden: int = 64, heads: int = 4, kv_heads: in
             "max_position_embeddings": 1024, "bos_token_id": 1, "eos_token_id": 2}
 
 
+def make_model(seed: int = 0, **dims):
+    """The tiny llama model in memory (random weights from `seed`); `dims` as in `model_config`."""
+    import mlx.core as mx
+    from mlx_lm.models import llama
+
+    mx.random.seed(seed)
+    model = llama.Model(llama.ModelArgs.from_dict(model_config(**dims)))
+    mx.eval(model.parameters())
+    return model
+
+
 def write_tiny_model(out_dir: str | Path, seed: int = 0) -> Path:
     """Create the tiny model directory (atomically)."""
-    import mlx.core as mx
     from mlx.utils import tree_flatten
-    from mlx_lm.models import llama
 
     from wordle_mlx import gguf
 
-    config = model_config()
-    mx.random.seed(seed)
-    model = llama.Model(llama.ModelArgs.from_dict(config))
-    weights = dict(tree_flatten(model.parameters()))
+    weights = dict(tree_flatten(make_model(seed).parameters()))
     tokenizer, tok_config = gguf.build_tokenizer(tokenizer_metadata())
-    return gguf.write_model_dir(out_dir, weights, config, tokenizer, tok_config, {"tiny_random_seed": seed})
+    return gguf.write_model_dir(out_dir, weights, model_config(), tokenizer, tok_config, {"tiny_random_seed": seed})

@@ -28,7 +28,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 
-from wordle_mlx import checkpoint, evaluate, grpo, lora, models, rewards, rollout, runs, synth
+from wordle_mlx import checkpoint, evaluate, grpo, jsonl, lora, models, rewards, rollout, runs, synth
 from wordle_mlx import words as wordlists
 from wordle_mlx.config import Config
 from wordle_mlx.game import GameState, Turn
@@ -80,17 +80,16 @@ def load_start_states(path: str) -> list[GameState]:
     if not p.is_file():
         raise TrainingError(f"training.start_states: file not found: {p}")
     states = []
-    for n, line in enumerate(p.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
+    n = 0
+    try:
+        for n, record in jsonl.iter_lines(p):
             state = GameState(record["secret"])
             for guess, _ in record["turns"]:
                 state = state.play(guess)
-        except (ValueError, KeyError, TypeError) as err:
-            raise TrainingError(f"training.start_states: {p} line {n}: not a data_synth RL record ({err})") from None
-        states.append(state)
+            states.append(state)
+    except (ValueError, KeyError, TypeError) as err:
+        line = err.line if isinstance(err, jsonl.BadLine) else n
+        raise TrainingError(f"training.start_states: {p} line {line}: not a data_synth RL record ({err})") from None
     if not states:
         raise TrainingError(f"training.start_states: {p} has no records")
     try:
