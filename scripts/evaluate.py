@@ -35,7 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed for the sample of secrets and random policies")
     parser.add_argument("--temperature", type=float, default=0.0, help="model sampling temperature (0 = greedy)")
     parser.add_argument("--max-tokens", type=int, default=64, help="model completion budget per turn")
-    parser.add_argument("--format", choices=prompts.FORMATS, default="plain", help="prompt format for --model")
+    parser.add_argument("--format", choices=prompts.FORMATS, default=None,
+                        help="prompt format for --model (default: the adapter run's, else plain)")
+    parser.add_argument("--no-think", action="store_true",
+                        help="answers are <guess>WORD</guess> only (default: the adapter run's layout)")
+    parser.add_argument("--guided", action="store_true",
+                        help="trie-guided decoding: the <guess> span can only spell allowed words (reported separately)")
     parser.add_argument("--json", type=Path, default=None, help="write the full report (with every game) here")
     args = parser.parse_args(argv)
     if args.n is not None and args.n < 1:
@@ -71,9 +76,22 @@ def main(argv: list[str] | None = None) -> int:
         except models.ModelLoadError as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
+        from wordle_mlx.policy import run_answer_settings
+
+        trained = run_answer_settings(args.adapter)
+        fmt = args.format or trained.get("prompt_format", "plain")
+        think = not args.no_think and trained.get("think", True)
+        processors = None
+        if args.guided:
+            from wordle_mlx.guided import AllowedWordsProcessor
+
+            processors = [AllowedWordsProcessor(tokenizer)]
         label = args.label or (args.model + (f" + {Path(args.adapter).parent.name or args.adapter}" if args.adapter else ""))
-        policy = ModelPolicy(model, tokenizer, args.format, args.temperature, args.max_tokens, label=label)
-        meta = {"model": args.model, "adapter": args.adapter, "max_tokens": args.max_tokens}
+        label += " (guided)" if args.guided and "guided" not in label else ""
+        policy = ModelPolicy(model, tokenizer, fmt, args.temperature, args.max_tokens, label=label, think=think,
+                             logits_processors=processors)
+        meta = {"model": args.model, "adapter": args.adapter, "max_tokens": args.max_tokens, "format": fmt,
+                "think": think, "guided": args.guided}
     else:
         policy = solvers.make_policy(args.policy, seed=args.seed)
         label, meta = args.label or args.policy, {}

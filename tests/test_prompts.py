@@ -32,7 +32,7 @@ class TestRender(unittest.TestCase):
 
     def test_every_format_says_guesses_left(self):
         for fmt in FORMATS:
-            self.assertIn("4 guesses left", render_state(REPEATS, fmt), fmt)
+            self.assertIn("4 left" if fmt == "compact" else "4 guesses left", render_state(REPEATS, fmt), fmt)
 
     def test_first_turn(self):
         self.assertIn("first guess", render_state((), "plain"))
@@ -94,3 +94,34 @@ class TestParse(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestCompactFormat(unittest.TestCase):
+    def test_compact_states_pattern_has_and_not(self):
+        from wordle_mlx.game import GameState
+        from wordle_mlx.prompts import COMPACT_SYSTEM_PROMPT
+
+        turns = GameState("store").play("crane").play("slate").turns
+        self.assertEqual(render_state(turns, "compact"),
+                         "tried CRANE SLATE\npattern S???E\nhas R (not 2), T (not 4)\nnot A C L N\n4 left")
+        self.assertEqual(build_messages(turns, "compact")[0]["content"], COMPACT_SYSTEM_PROMPT)
+
+    def test_compact_lists_rejected_answers_and_counts_their_turns(self):
+        from wordle_mlx.game import GameState
+
+        turns = GameState("store").play("crane").turns
+        text = render_state(turns, "compact", rejected=["abcd"])
+        self.assertIn("not words ABCD", text)
+        self.assertTrue(text.endswith("4 left"))
+
+
+class TestNoThinkLayout(unittest.TestCase):
+    def test_guess_only_is_strictly_valid(self):
+        self.assertTrue(parse_completion("<guess>CRANE</guess>", strict=True, think=False).valid)
+
+    def test_think_block_is_extra_text_without_think(self):
+        self.assertEqual(parse_completion("<think>x</think><guess>CRANE</guess>", strict=True, think=False).reason,
+                         "extra_text")
+
+    def test_guess_problems_still_reported(self):
+        self.assertEqual(parse_completion("<guess>CRAN</guess>", think=False).reason, "wrong_length")

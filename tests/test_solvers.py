@@ -99,9 +99,32 @@ class TestSimplePolicies(unittest.TestCase):
         self.assertEqual(a, b)
 
     def test_unknown_policy_raises_naming_choices(self):
-        with self.assertRaisesRegex(ValueError, "random, consistent, entropy, optimal"):
+        with self.assertRaisesRegex(ValueError, "random, consistent, frequent, candidate-entropy, entropy, optimal"):
             solvers.make_policy("greedy")
 
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestCandidatePolicies(unittest.TestCase):
+    def test_frequent_and_candidate_entropy_only_play_words_that_fit(self):
+        from wordle_mlx.game import GameState, is_consistent
+
+        for name in ("frequent", "candidate-entropy"):
+            policy = solvers.make_policy(name)
+            for secret in ("store", "hello", "vivid"):
+                state = GameState(secret)
+                while not state.finished:
+                    guess = policy.guess(state.turns)
+                    self.assertTrue(is_consistent(guess, state.turns), (name, secret, guess))
+                    state = state.play(guess)
+
+    def test_frequent_prefers_the_common_word(self):
+        from wordle_mlx.game import GameState
+
+        turns = GameState("hound").play("raise").play("clout").turns  # candidates include hound, found, ...
+        freq = solvers.wordlists.word_frequencies()
+        cands = solvers.patterns.candidate_indices(turns, solvers.patterns.load_pattern_table())
+        best = max((solvers.wordlists.answers()[i] for i in cands), key=lambda w: freq[w])
+        self.assertEqual(solvers.make_policy("frequent").guess(turns), best)

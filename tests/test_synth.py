@@ -77,6 +77,54 @@ class TestSftRecords(unittest.TestCase):
         self.assertEqual(record["target"], "salet")
 
 
+class TestStudyLevers(unittest.TestCase):
+    """The issue-9 levers: candidate targets, no think, compact prompts, data mix."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.secrets = synth.secrets_for("train", 80, seed=7)
+        cls.records = list(synth.sft_records(cls.secrets, "train", seed=7, fmt="compact", max_turns=5, policy="frequent",
+                                             min_turns=1, rejected_rate=0.5))
+
+    def test_frequent_targets_always_fit_the_feedback(self):
+        for r in self.records:
+            state = replay(r)
+            self.assertTrue(is_consistent(r["target"], state.turns), r)
+            self.assertTrue(parse_completion(r["completion"], strict=True).think.endswith(f"{r['target'].upper()} fits"))
+
+    def test_frequent_target_is_the_most_common_candidate(self):
+        freq = words.word_frequencies()
+        for r in self.records[:20]:
+            cands = filter_candidates(replay(r).turns)
+            self.assertEqual(r["target"], max(cands, key=lambda w: freq[w]))
+
+    def test_candidate_entropy_targets_fit(self):
+        for r in synth.sft_records(self.secrets[:15], "train", seed=3, policy="candidate-entropy", min_turns=1):
+            self.assertTrue(is_consistent(r["target"], replay(r).turns))
+
+    def test_min_turns_and_rejected_answers(self):
+        self.assertGreaterEqual(min(len(r["turns"]) for r in self.records), 1)
+        with_mistakes = [r for r in self.records if r.get("rejected")]
+        self.assertTrue(with_mistakes)
+        for r in with_mistakes:
+            self.assertLess(len(r["turns"]) + len(r["rejected"]), 6)
+            for bad in r["rejected"]:
+                self.assertFalse(words.is_allowed(bad.lower()), bad)
+            state = replay(r)
+            self.assertEqual(r["messages"], build_messages(state.turns, "compact", rejected=r["rejected"]))
+            self.assertIn("not words " + " ".join(r["rejected"]), r["messages"][1]["content"])
+
+    def test_none_style_has_no_think_block(self):
+        r = next(synth.sft_records(["hello"], "train", seed=1, max_turns=2, policy="frequent", think_style="none"))
+        self.assertEqual(r["completion"], f"<guess>{r['target'].upper()}</guess>")
+        self.assertTrue(parse_completion(r["completion"], strict=True, think=False).valid)
+        self.assertEqual(parse_completion(r["completion"], strict=True).reason, "no_think")
+
+    def test_unknown_think_style_is_one_clear_error(self):
+        with self.assertRaisesRegex(ValueError, "think style: expected one of"):
+            next(synth.sft_records(["hello"], "train", think_style="long"))
+
+
 class TestRlRecords(unittest.TestCase):
     def test_states_replay_and_are_never_won(self):
         secrets = synth.secrets_for("train", 200, seed=2)

@@ -49,7 +49,8 @@ class SamplingConfig(_Section):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_new_tokens: int = Field(96, ge=1)
     max_prompt_tokens: int = Field(256, ge=16)
-    prompt_format: Literal["plain", "symbols", "rows"] = "plain"
+    prompt_format: Literal["plain", "symbols", "rows", "compact"] = "plain"
+    think: bool = Field(True, description="answers start with a <think> block (False: the sft.think_style none layout)")
 
 
 class TrainingConfig(_Section):
@@ -114,10 +115,13 @@ class SFTConfig(_Section):
     valid_file: str | None = Field(None, description="held-out SFT JSONL; None = make num_valid now (another seed)")
     num_examples: int = Field(512, ge=1)
     num_valid: int = Field(32, ge=1)
-    policy: Literal["entropy", "optimal"] = "entropy"
-    think_style: Literal["scratchpad", "count"] = "scratchpad"
+    policy: Literal["entropy", "optimal", "frequent", "candidate-entropy"] = Field(
+        "entropy", description="target solver; frequent / candidate-entropy only play words that still fit")
+    think_style: Literal["scratchpad", "count", "none"] = "scratchpad"
     think_max_chars: int = Field(200, ge=10)
-    max_turns: int = Field(4, ge=0, le=5, description="earlier turns in generated examples: 0..max_turns")
+    max_turns: int = Field(4, ge=0, le=5, description="earlier turns in generated examples: min_turns..max_turns")
+    min_turns: int = Field(0, ge=0, le=5, description="more late-game states: raise this")
+    rejected_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of states listing 1-2 earlier invalid answers")
     iters: int = Field(200, ge=1, description="optimizer steps")
     batch_size: int = Field(4, ge=1)
     learning_rate: float = Field(2e-4, gt=0.0)

@@ -10,6 +10,8 @@ unchanged prompt repeats the same invalid word until the game is lost.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Sequence
 
 from wordle_mlx import prompts, rollout
@@ -21,9 +23,11 @@ class ModelPolicy(Policy):
     name = "model"
 
     def __init__(self, model, tokenizer, fmt: str = "plain", temperature: float = 0.0, max_tokens: int = 96,
-                 label: str = "model"):
+                 label: str = "model", think: bool = True, logits_processors: list | None = None):
         self.model, self.tokenizer = model, tokenizer
         self.fmt, self.temperature, self.max_tokens, self.label = fmt, temperature, max_tokens, label
+        self.think = think
+        self.logits_processors = logits_processors
         self.last_completions: list[str] = []
         self.last_parsed: list[prompts.Parsed] = []
 
@@ -33,13 +37,28 @@ class ModelPolicy(Policy):
         rejected = rejected or [()] * len(histories)
         prompt_ids = [rollout.chat_prompt(self.tokenizer, prompts.build_messages(h, self.fmt, rejected=r))
                       for h, r in zip(histories, rejected)]
-        groups = rollout.sample_groups(self.model, self.tokenizer, prompt_ids, 1, self.temperature, self.max_tokens)
+        groups = rollout.sample_groups(self.model, self.tokenizer, prompt_ids, 1, self.temperature, self.max_tokens,
+                                       logits_processors=self.logits_processors)
         self.last_completions = [g[0].text for g in groups]
-        self.last_parsed = [prompts.parse_completion(text, strict=True) for text in self.last_completions]
+        self.last_parsed = [prompts.parse_completion(text, strict=True, think=self.think) for text in self.last_completions]
         out = []
         for parsed in self.last_parsed:
             out.append(parsed.guess or (parsed.raw_guess if parsed.guess_problem != "several_guess_tags" else "") or "")
         return out
 
     def describe(self) -> dict:
-        return {"name": self.label, "format": self.fmt, "temperature": self.temperature}
+        return {"name": self.label, "format": self.fmt, "temperature": self.temperature, "think": self.think,
+                "guided": bool(self.logits_processors)}
+
+
+def run_answer_settings(adapter_path: str | Path | None) -> dict:
+    """The prompt format and think layout an adapter was trained with, read from its run's saved
+    config (`<run>/config.json` beside `<run>/adapters`); {} when there is none."""
+    if adapter_path is None:
+        return {}
+    path = Path(adapter_path).parent / "config.json"
+    try:
+        sampling = json.loads(path.read_text()).get("sampling", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {k: sampling[k] for k in ("prompt_format", "think") if k in sampling}

@@ -9,6 +9,9 @@ The system prompt states the rules and the answer format: `<think>short reasonin
   the guesses left.
 * `symbols`: the Predibase course style, `C(x) R(-) A(x) N(x) E(✓)` per guess, plus guesses left.
 * `rows`: one `CRANE XYXXG` row per guess (G/Y/X), plus guesses left.
+* `compact`: few tokens, the facts as the scratchpad states them (letter counts left out):
+  `tried CRANE SLATE | pattern ??A?E | has R (not 1) | not C L N S T | 4 left`, one field per line,
+  with a one-line system prompt (`COMPACT_SYSTEM_PROMPT`). Fewer tokens = more examples per minute.
 
 `parse_completion(text, strict=False)` finds the guess (case-insensitive, whitespace tolerant) or
 says precisely why there is none: no_guess_tag, several_guess_tags, not_letters, wrong_length,
@@ -26,13 +29,18 @@ from typing import Sequence
 
 from wordle_mlx.game import ABSENT, GREEN, MAX_GUESSES, WORD_LENGTH, Turn, guess_problem, knowledge_from_history
 
-FORMATS = ("plain", "symbols", "rows")
+FORMATS = ("plain", "symbols", "rows", "compact")
 
 SYSTEM_PROMPT = (
     "You play Wordle: find the secret 5-letter word in 6 guesses. Each guessed letter gets feedback: "
     "green = right place, yellow = in the word but elsewhere, gray = not in the word (or no more copies). "
     "Keep greens, move yellows, avoid grays, never repeat a guess. Answer as:\n"
     "<think>short reasoning</think>\n<guess>WORD</guess>"
+)
+
+COMPACT_SYSTEM_PROMPT = (
+    "Wordle: guess the secret 5-letter word. pattern = letters in place, has = in the word elsewhere, "
+    "not = absent. Answer <think>..</think><guess>WORD</guess>"
 )
 
 _COLOUR = {GREEN: "green", "Y": "yellow", ABSENT: "gray"}
@@ -72,6 +80,18 @@ def describe_knowledge(turns: Sequence[Turn]) -> list[str]:
     return lines
 
 
+def describe_compact(turns: Sequence[Turn]) -> list[str]:
+    """The `compact` format's knowledge lines: pattern, has (with excluded places), not."""
+    k = knowledge_from_history(turns)
+    lines = [f"pattern {k.pattern('?')}"]
+    if k.misplaced:
+        lines.append("has " + ", ".join(f"{c.upper()} (not {','.join(str(p + 1) for p in sorted(pos))})" if pos
+                                        else c.upper() for c, pos in k.misplaced.items()))
+    if k.absent:
+        lines.append("not " + _letters(k.absent))
+    return lines
+
+
 def render_state(turns: Sequence[Turn], fmt: str = "plain", max_guesses: int = MAX_GUESSES,
                  rejected: Sequence[str] = ()) -> str:
     """The user message for a game after `turns`; `rejected` lists earlier answers that were not
@@ -81,6 +101,12 @@ def render_state(turns: Sequence[Turn], fmt: str = "plain", max_guesses: int = M
     if fmt not in FORMATS:
         raise ValueError(f"prompt format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
     not_accepted = [f"Not valid words (not accepted): {', '.join(dict.fromkeys(rejected))}"] if rejected else []
+    if fmt == "compact":
+        lines = ["tried " + " ".join(t.guess.upper() for t in turns)] if turns else ["new game"]
+        lines += describe_compact(turns) if turns else []
+        if rejected:
+            lines.append("not words " + " ".join(dict.fromkeys(rejected)))
+        return "\n".join(lines + [f"{left} left"])
     if not turns and left == max_guesses:
         return f"New game, {left} guesses. Make your first guess."
     if not turns:
@@ -102,20 +128,26 @@ def render_state(turns: Sequence[Turn], fmt: str = "plain", max_guesses: int = M
 
 
 def build_messages(turns: Sequence[Turn], fmt: str = "plain", max_guesses: int = MAX_GUESSES,
-                   system_prompt: str = SYSTEM_PROMPT, rejected: Sequence[str] = ()) -> list[dict]:
-    """Chat messages (system + user) for the next turn of a game."""
+                   system_prompt: str | None = None, rejected: Sequence[str] = ()) -> list[dict]:
+    """Chat messages (system + user) for the next turn of a game; the system prompt defaults to
+    the format's (`COMPACT_SYSTEM_PROMPT` for compact, else `SYSTEM_PROMPT`)."""
+    if system_prompt is None:
+        system_prompt = COMPACT_SYSTEM_PROMPT if fmt == "compact" else SYSTEM_PROMPT
     return [{"role": "system", "content": system_prompt},
             {"role": "user", "content": render_state(turns, fmt, max_guesses, rejected)}]
 
 
-def format_completion(think: str, guess: str) -> str:
-    """The exact answer format the model is trained to produce."""
+def format_completion(think: str | None, guess: str) -> str:
+    """The exact answer format the model is trained to produce (`think=None`: the guess only)."""
+    if think is None:
+        return f"<guess>{guess.upper()}</guess>"
     return f"<think>{think}</think>\n<guess>{guess.upper()}</guess>"
 
 
 _GUESS = re.compile(r"<guess>(.*?)</guess>", re.IGNORECASE | re.DOTALL)
 _THINK = re.compile(r"<think>(.*?)</think>", re.IGNORECASE | re.DOTALL)
 _STRICT = re.compile(r"\s*<think>(.*?)</think>\s*<guess>(.*?)</guess>\s*", re.IGNORECASE | re.DOTALL)
+_STRICT_NO_THINK = re.compile(r"\s*<guess>(.*?)</guess>\s*", re.IGNORECASE | re.DOTALL)
 
 GUESS_REASONS = ("no_guess_tag", "several_guess_tags", "not_letters", "wrong_length", "not_allowed")
 FORMAT_REASONS = ("no_think", "empty_think", "extra_text")
@@ -144,9 +176,21 @@ class Parsed:
         return self.reason is None
 
 
-def parse_completion(text: str, strict: bool = False) -> Parsed:
-    """Extract the guess from a completion; see the module docstring for the reasons."""
+def parse_completion(text: str, strict: bool = False, think: bool = True) -> Parsed:
+    """Extract the guess from a completion; see the module docstring for the reasons.
+
+    `think=False` is the no-think answer format: the strict layout is `<guess>WORD</guess>` alone
+    (a think block is then extra_text)."""
     guesses = _GUESS.findall(text or "")
+    if not think:
+        format_problems = [] if _STRICT_NO_THINK.fullmatch(text or "") else ["extra_text"]
+        if not guesses:
+            return Parsed(None, None, None, "no_guess_tag", format_problems, strict)
+        if len(guesses) > 1:
+            return Parsed(None, guesses[0].strip(), None, "several_guess_tags", format_problems, strict)
+        raw = guesses[0].strip()
+        problem = guess_problem(raw)
+        return Parsed(None if problem else raw.lower(), raw, None, problem[0] if problem else None, format_problems, strict)
     thinks = _THINK.findall(text or "")
     think = thinks[0].strip() if thinks else None
     format_problems = []

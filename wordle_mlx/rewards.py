@@ -163,19 +163,20 @@ def score_parsed(parsed: Parsed, state: GameState, weights: RewardWeights, confi
 
 
 def score_group(completions: Sequence[str], state: GameState, weights: RewardWeights | None = None,
-                config: RewardsConfig | None = None) -> list[RewardBreakdown]:
-    """Score all completions sampled for one state (one MLX entropy call for the group)."""
+                config: RewardsConfig | None = None, think: bool = True) -> list[RewardBreakdown]:
+    """Score all completions sampled for one state (one MLX entropy call for the group);
+    `think=False` when the answer layout has no think block."""
     config = config or RewardsConfig()
     weights = weights or config.weights
-    parsed = [parse_completion(c, strict=config.strict_format) for c in completions]
+    parsed = [parse_completion(c, strict=config.strict_format, think=think) for c in completions]
     info = information_bits(state.turns, [p.guess for p in parsed if p.guess])
     return [score_parsed(p, state, weights, config, info) for p in parsed]
 
 
 def score(completion: str, state: GameState, weights: RewardWeights | None = None,
-          config: RewardsConfig | None = None) -> RewardBreakdown:
+          config: RewardsConfig | None = None, think: bool = True) -> RewardBreakdown:
     """Score one completion for the game `state` (the state before this guess)."""
-    return score_group([completion], state, weights, config)[0]
+    return score_group([completion], state, weights, config, think)[0]
 
 
 class Curriculum:

@@ -75,10 +75,12 @@ def stop_tokens(tokenizer) -> list[list[int]]:
 
 
 def sample_groups(model, tokenizer, prompts: Sequence[Sequence[int]], n: int, temperature: float,
-                  max_tokens: int, top_p: float = 1.0, stats: RolloutStats | None = None) -> list[list[Completion]]:
+                  max_tokens: int, top_p: float = 1.0, stats: RolloutStats | None = None,
+                  logits_processors: list | None = None) -> list[list[Completion]]:
     """N completions for each prompt, all rows decoded in one batch. Returns [prompt][sample].
 
-    `temperature` 0 means greedy.
+    `temperature` 0 means greedy. `logits_processors` (mlx-lm's `(tokens, logits) -> logits`) apply
+    to every row; the recorded log-probs are then those of the processed logits.
     """
     stats = stats if stats is not None else RolloutStats()
     if not prompts:
@@ -93,7 +95,8 @@ def sample_groups(model, tokenizer, prompts: Sequence[Sequence[int]], n: int, te
         for g, prompt in enumerate(prompts):
             cache = prefill(model, prompt)
             uids = generator.insert([[prompt[-1]]] * n, caches=[fork(cache) for _ in range(n)],
-                                    all_tokens=[list(prompt[:-1]) for _ in range(n)])
+                                    all_tokens=[list(prompt[:-1]) for _ in range(n)],
+                                    logits_processors=[list(logits_processors)] * n if logits_processors else None)
             owner.update({uid: (g, i) for i, uid in enumerate(uids)})
             stats.prompt_tokens += len(prompt)
         stats.prefill_s += time.perf_counter() - start

@@ -56,9 +56,13 @@ def read_records(path: str | Path) -> list[dict]:
 
 def make_records(config: Config, n: int, seed: int) -> list[dict]:
     c = config.sft
+    if c.think_style == "none" and config.sampling.think:
+        raise SFTError("sft.think_style none: also set sampling.think=false (the answer layout evaluation expects)")
+    style = c.think_style if config.sampling.think else "none"
     secrets = synth.secrets_for("train", n, seed)
     return list(synth.sft_records(secrets, "train", seed, config.sampling.prompt_format, c.max_turns, c.policy,
-                                  c.think_style, c.think_max_chars))
+                                  style, c.think_max_chars, min_turns=c.min_turns,
+                                  rejected_rate=c.rejected_rate))
 
 
 def tokenize(tokenizer, record: dict, max_tokens: int) -> grpo.TrainSequence:

@@ -11,6 +11,10 @@ batched language-model policy will.
   candidates; a word that can still be the answer gets `tie_bonus` extra bits, so when information
   is nearly equal it prefers a possible winner. With 1-2 candidates it plays a candidate.
   Decisions are memoised by history (the policy is deterministic).
+* `frequent`: the most common English word (by `freq_map.json`) among the answers still consistent
+  with all feedback; opens with the entropy-best answer word. Every guess can win: easy to imitate.
+* `candidate-entropy`: the answer still consistent with the feedback that splits the remaining
+  candidates best (most expected information); the same opener.
 * `optimal`: the proven optimal decision tree of alex1770/wordle (normal mode: opener SALET,
   7,920 guesses over the 2,315 answers). A history the tree does not cover falls back to `entropy`.
 
@@ -187,11 +191,47 @@ class OptimalTreePolicy(Policy):
         return {"name": self.name, "mode": self.mode, "opener": self.moves[()]}
 
 
-POLICIES = ("random", "consistent", "entropy", "optimal")
+class CandidatePolicy(Policy):
+    """Only ever guesses an answer that fits all feedback so far, chosen by `rank`."""
+
+    def __init__(self, rank: str = "frequent", table: np.ndarray | None = None):
+        if rank not in ("frequent", "entropy"):
+            raise ValueError(f"rank: expected 'frequent' or 'entropy', got {rank!r}")
+        self.rank = rank
+        self.name = "frequent" if rank == "frequent" else "candidate-entropy"
+        self.table = patterns.load_pattern_table() if table is None else table
+        freq = wordlists.word_frequencies()
+        self._freq = np.array([freq.get(w, 0.0) for w in wordlists.answers()])  # (2315,)
+        self._memo: dict[HistoryKey, str] = {}
+
+    def guess(self, history: Sequence[Turn]) -> str:
+        key = history_key(history)
+        if key not in self._memo:
+            self._memo[key] = self._decide(history)
+        return self._memo[key]
+
+    def _decide(self, history: Sequence[Turn]) -> str:
+        answers = wordlists.answers()
+        cands = patterns.candidate_indices(history, self.table)  # (C,) answer indices
+        if len(cands) == 0:
+            raise ValueError("no answer is consistent with this history")
+        if history and self.rank == "frequent":
+            return answers[int(cands[np.argmax(self._freq[cands])])]
+        words = [answers[i] for i in cands]
+        bits = patterns.guess_entropies(words, table=self.table)  # (12972,) over allowed guesses
+        allowed_index = wordlists.allowed_index()
+        cand_bits = bits[[allowed_index[w] for w in words]]  # (C,)
+        return words[int(np.argmax(cand_bits))]
+
+    def describe(self) -> dict:
+        return {"name": self.name}
+
+
+POLICIES = ("random", "consistent", "frequent", "candidate-entropy", "entropy", "optimal")
 
 
 def make_policy(name: str, seed: int = 0) -> Policy:
-    """A solver policy by name: random, consistent, entropy or optimal."""
+    """A solver policy by name (one of POLICIES)."""
     if name == "random":
         return RandomPolicy(seed)
     if name == "consistent":
@@ -200,6 +240,10 @@ def make_policy(name: str, seed: int = 0) -> Policy:
         return EntropyPolicy()
     if name == "optimal":
         return OptimalTreePolicy()
+    if name == "frequent":
+        return CandidatePolicy("frequent")
+    if name == "candidate-entropy":
+        return CandidatePolicy("entropy")
     raise ValueError(f"policy: expected one of {', '.join(POLICIES)}, got {name!r}")
 
 

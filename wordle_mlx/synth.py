@@ -3,9 +3,14 @@
 * RL states: a secret from one split plus 0..`max_turns` earlier turns (default 0-4), each played by
   a policy drawn from a mix (entropy-greedy, random consistent candidate, a plain valid word from
   the answer list), never already won: a guess that would win is replaced by another plain word.
-* SFT examples: such a state, and as target the guess of a solver (`entropy`, or `optimal`: the
-  proven tree, which falls back to entropy-greedy off its own paths), written in the exact answer
-  format with a short think text that is true for the state.
+* SFT examples: such a state, and as target the guess of a solver (`entropy`; `optimal`: the
+  proven tree, which falls back to entropy-greedy off its own paths; `frequent`: the most common
+  word that still fits; `candidate-entropy`: the best-splitting word that still fits), written in
+  the exact answer format with a short think text that is true for the state.
+* Data mix: the number of earlier turns is uniform in `min_turns..max_turns`; with probability
+  `rejected_rate` a state also lists 1-2 earlier answers that were not valid words (a 4-letter word
+  or a made-up string, as a model writes them), each of which cost a turn, so the model sees how a
+  game goes on after its own mistakes.
 
 Think styles:
 * `scratchpad` (default): the constraints a small model cannot track silently, then why this word:
@@ -13,6 +18,7 @@ Think styles:
   (pattern = greens, has = letters in the word whose place is unknown, not = absent letters)
   or, for a probing word, `SLATE splits 12 into 9`.
 * `count`: only `N words still fit` (what a failed probe used; kept for comparison).
+* `none`: no think block at all, the answer is `<guess>WORD</guess>` (fewest tokens).
 `think_max_chars` drops the least important scratchpad fields until the text fits.
 
 Everything is seeded (`random.Random(seed)`) and reproducible. Train files never contain eval
@@ -30,8 +36,8 @@ from wordle_mlx import words as wordlists
 from wordle_mlx.game import GameState, Turn, filter_candidates, is_consistent, knowledge_from_history
 from wordle_mlx.prompts import build_messages, format_completion
 
-THINK_STYLES = ("scratchpad", "count")
-TARGET_POLICIES = ("entropy", "optimal")
+THINK_STYLES = ("scratchpad", "count", "none")
+TARGET_POLICIES = ("entropy", "optimal", "frequent", "candidate-entropy")
 PREFIX_MIX = (("entropy", 0.5), ("consistent", 0.3), ("plain", 0.2))
 
 
@@ -63,8 +69,10 @@ def scratchpad_fields(turns: Sequence[Turn], guess: str, n_candidates: int, spli
     return fields
 
 
-def think_text(turns: Sequence[Turn], guess: str, style: str = "scratchpad", max_chars: int = 200) -> str:
-    """A short, true think text for playing `guess` after `turns`."""
+def think_text(turns: Sequence[Turn], guess: str, style: str = "scratchpad", max_chars: int = 200) -> str | None:
+    """A short, true think text for playing `guess` after `turns` (None for style `none`)."""
+    if style == "none":
+        return None
     candidates = filter_candidates(turns)
     if style == "count":
         return f"{len(candidates)} words still fit"
@@ -84,11 +92,13 @@ def think_text(turns: Sequence[Turn], guess: str, style: str = "scratchpad", max
 class StateSampler:
     """Plays 0..max_turns earlier turns for a secret with a seeded mix of policies."""
 
-    def __init__(self, seed: int = 0, max_turns: int = 4, min_turns: int = 0):
+    def __init__(self, seed: int = 0, max_turns: int = 4, min_turns: int = 0, rejected_rate: float = 0.0):
         if not 0 <= min_turns <= max_turns <= 5:
             raise ValueError(f"turns: expected 0 <= min_turns <= max_turns <= 5, got {min_turns}..{max_turns}")
+        if not 0.0 <= rejected_rate <= 1.0:
+            raise ValueError(f"rejected_rate: expected 0..1, got {rejected_rate}")
         self.rng = random.Random(seed)
-        self.min_turns, self.max_turns = min_turns, max_turns
+        self.min_turns, self.max_turns, self.rejected_rate = min_turns, max_turns, rejected_rate
         self.entropy = solvers.EntropyPolicy()
         self.consistent = solvers.ConsistentPolicy(seed=seed, table=self.entropy.table)
         self.consistent.rng = self.rng
@@ -110,6 +120,25 @@ class StateSampler:
             state = state.play(guess)
         return state
 
+    def mistakes(self, state: GameState) -> list[str]:
+        """0-2 invalid answers (uppercase) a model might have written before, if turns remain."""
+        room = state.max_guesses - len(state.turns) - 1
+        if room <= 0 or self.rng.random() >= self.rejected_rate:
+            return []
+        out = []
+        for _ in range(min(room, self.rng.randint(1, 2))):
+            word = self._plain(state)
+            if self.rng.random() < 0.5:
+                bad = word[:4]  # a 4-letter answer, the commonest model mistake
+            else:
+                letters = list(word)
+                self.rng.shuffle(letters)
+                bad = "".join(letters)
+            if wordlists.is_allowed(bad):
+                bad = bad[:4]
+            out.append(bad.upper())
+        return out
+
 
 def _turns_json(state: GameState) -> list[list[str]]:
     return [[t.guess, t.feedback] for t in state.turns]
@@ -127,21 +156,38 @@ def rl_records(secrets: Sequence[str], split: str, seed: int = 0, fmt: str = "pl
             on_record()
 
 
+def target_policy(name: str, table=None) -> solvers.Policy:
+    """The SFT target solver by name (one of TARGET_POLICIES)."""
+    if name not in TARGET_POLICIES:
+        raise ValueError(f"policy: expected one of {', '.join(TARGET_POLICIES)}, got {name!r}")
+    if name == "entropy":
+        return solvers.EntropyPolicy(table=table)
+    if name == "optimal":
+        return solvers.OptimalTreePolicy(table=table)
+    return solvers.CandidatePolicy("frequent" if name == "frequent" else "entropy", table=table)
+
+
 def sft_records(secrets: Sequence[str], split: str, seed: int = 0, fmt: str = "plain", max_turns: int = 4,
                 policy: str = "entropy", think_style: str = "scratchpad", think_max_chars: int = 200,
-                on_record: Callable[[], None] | None = None) -> Iterator[dict]:
+                on_record: Callable[[], None] | None = None, min_turns: int = 0,
+                rejected_rate: float = 0.0) -> Iterator[dict]:
     """One SFT example per secret: state, solver target and a true think text."""
-    if policy not in TARGET_POLICIES:
-        raise ValueError(f"policy: expected one of {', '.join(TARGET_POLICIES)}, got {policy!r}")
-    sampler = StateSampler(seed, max_turns)
-    target_policy = sampler.entropy if policy == "entropy" else solvers.OptimalTreePolicy(table=sampler.entropy.table)
+    if think_style not in THINK_STYLES:
+        raise ValueError(f"think style: expected one of {', '.join(THINK_STYLES)}, got {think_style!r}")
+    sampler = StateSampler(seed, max_turns, min_turns, rejected_rate)
+    target = target_policy(policy, table=sampler.entropy.table)
     for secret in secrets:
         state = sampler.sample(secret)
-        target = target_policy.guess(state.turns)
-        think = think_text(state.turns, target, think_style, think_max_chars)
-        yield {"secret": secret, "split": split, "turns": _turns_json(state),
-               "messages": build_messages(state.turns, fmt), "completion": format_completion(think, target),
-               "target": target, "policy": policy, "think_style": think_style, "format": fmt}
+        rejected = sampler.mistakes(state)
+        guess = target.guess(state.turns)
+        think = think_text(state.turns, guess, think_style, think_max_chars)
+        record = {"secret": secret, "split": split, "turns": _turns_json(state),
+                  "messages": build_messages(state.turns, fmt, rejected=rejected),
+                  "completion": format_completion(think, guess),
+                  "target": guess, "policy": policy, "think_style": think_style, "format": fmt}
+        if rejected:
+            record["rejected"] = rejected
+        yield record
         if on_record:
             on_record()
 

@@ -163,7 +163,7 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
         for i, prompt, group in zip(active, prompt_ids, samples):
             start = time.perf_counter()
             state = games[i]
-            scored = rewards.score_group([c.text for c in group], state, curriculum.weights, rc)
+            scored = rewards.score_group([c.text for c in group], state, curriculum.weights, rc, s.think)
             advantages, zero = grpo.group_advantages([b.total for b in scored], config.training.scale_rewards)
             timings["reward_s"] += time.perf_counter() - start
             if zero and config.training.dynamic_sampling:
@@ -171,7 +171,7 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
                 group = rollout.sample_groups(model, tokenizer, [prompt], s.num_generations, s.temperature,
                                               s.max_new_tokens, s.top_p, rollout_stats)[0]
                 start = time.perf_counter()
-                scored = rewards.score_group([c.text for c in group], state, curriculum.weights, rc)
+                scored = rewards.score_group([c.text for c in group], state, curriculum.weights, rc, s.think)
                 advantages, zero = grpo.group_advantages([b.total for b in scored], config.training.scale_rewards)
                 timings["reward_s"] += time.perf_counter() - start
             groups += 1
@@ -236,7 +236,8 @@ def _samples(step: int, played: dict, k: int) -> list[dict]:
 
 def run_eval(model, tokenizer, config: Config) -> dict:
     secrets = wordlists.sample_split("eval", config.training.eval_games, seed=0)
-    policy = ModelPolicy(model, tokenizer, config.sampling.prompt_format, 0.0, config.sampling.max_new_tokens)
+    policy = ModelPolicy(model, tokenizer, config.sampling.prompt_format, 0.0, config.sampling.max_new_tokens,
+                         think=config.sampling.think)
     report = evaluate.evaluate(policy, secrets, progress=False)
     return {"eval_win_rate": report["win_rate"], "eval_mean_guesses": report["mean_guesses"],
             "eval_invalid_guess_rate": report["invalid_guess_rate"]}
