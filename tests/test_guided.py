@@ -1,0 +1,51 @@
+import unittest
+
+from wordle_mlx import models, rollout, words
+from wordle_mlx.guided import AllowedWordsProcessor
+
+
+class TestAllowedWordsProcessor(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.model, cls.tokenizer = models.load_model(models.TINY_MODEL)
+        cls.processor = AllowedWordsProcessor(cls.tokenizer)
+        prompt = rollout.chat_prompt(cls.tokenizer, [{"role": "user", "content": "guess"}])
+        cls.prompt = prompt + list(cls.tokenizer.encode("<think>x</think>\n<guess>", add_special_tokens=False))
+
+    def generate(self, processors, seed_prompt=None):
+        groups = rollout.sample_groups(self.model, self.tokenizer, [seed_prompt or self.prompt], 1, 0.0, 14,
+                                       logits_processors=processors)
+        return groups[0][0].text
+
+    def test_guided_span_spells_an_allowed_word_then_closes(self):
+        text = self.generate([self.processor])
+        word, rest = text[:5], text[5:]
+        self.assertTrue(words.is_allowed(word.lower()), text)
+        self.assertTrue(rest.startswith("</guess>"), text)
+
+    def test_unguided_random_model_does_not(self):
+        text = self.generate(None)
+        self.assertFalse(words.is_allowed(text[:5].lower()) and text[5:].startswith("</guess>"), text)
+
+    def test_outside_the_span_nothing_changes(self):
+        self.assertIsNone(self.processor.span_prefix("<think>pattern ?????</think>\n"))
+        self.assertIsNone(self.processor.span_prefix("<guess>CRANE</guess>"))
+        self.assertEqual(self.processor.span_prefix("<think>x</think><guess>CR"), "CR")
+
+    def test_allowed_ids_follow_the_trie(self):
+        ids = set(self.processor.allowed_ids("CRAN").tolist())
+        pieces = {self.tokenizer.decode([i]) for i in ids}
+        self.assertIn("E", pieces)  # CRANE
+        self.assertNotIn("Q", pieces)  # no CRANQ
+        self.assertIsNone(self.processor.allowed_ids("QX"))  # off the trie: left alone
+
+    def test_whole_word_may_only_close(self):
+        pieces = {self.tokenizer.decode([i]) for i in self.processor.allowed_ids("CRANE").tolist()}
+        self.assertTrue(pieces)
+        self.assertTrue(all("</guess>".startswith(p) or p.isalpha() for p in pieces))
+        self.assertIn("<", pieces)
+        self.assertFalse(any(p.isalpha() for p in pieces))  # no 6-letter words
+
+
+if __name__ == "__main__":
+    unittest.main()
