@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 REAL_SCORE_GROUP = rewards.score_group
 
 
-def varied_score_group(completions, state, weights=None, config=None):
+def varied_score_group(completions, state, weights=None, config=None, think=True):
     """Real scoring plus a small text-dependent term, so a random tiny model's groups have variance."""
-    scored = REAL_SCORE_GROUP(completions, state, weights, config)
+    scored = REAL_SCORE_GROUP(completions, state, weights, config, think)
     for text, b in zip(completions, scored):
         b.total += 0.01 * (sum(map(ord, text)) % 97)
     return scored

@@ -16,6 +16,9 @@ Algorithm (per step, over every group sampled while playing the step's games):
 * chunks of `loss_batch_size` sequences accumulate gradients (the chunk losses are sums divided by
   the step's total completion tokens, so accumulation is exact), then global-norm clipping and AdamW.
 
+Data parallel (wordle_mlx.distributed): each rank passes its share of the sequences; losses are
+normalised by the global token count and gradients averaged, so n ranks compute one process's update.
+
 Simplifications: no value model, no per-token entropy bonus; the reference is the same weights
 with LoRA switched off (`lora.adapters_disabled`), not a separate copy.
 """
@@ -32,6 +35,7 @@ import numpy as np
 from mlx.utils import tree_map
 
 from wordle_mlx import lora
+from wordle_mlx.distributed import World
 
 
 def group_advantages(rewards: Sequence[float], scale: bool = True, eps: float = 1e-4) -> tuple[np.ndarray, bool]:
@@ -123,27 +127,36 @@ def _chunks(seqs: Sequence[TrainSequence], size: int) -> list[list[TrainSequence
 
 
 def update(model, optimizer: optim.Optimizer, seqs: Sequence[TrainSequence], settings: UpdateSettings,
-           pad_id: int = 0) -> UpdateStats:
-    """One GRPO update (num_iterations optimizer steps) over the step's sequences."""
+           pad_id: int = 0, world: World | None = None) -> UpdateStats:
+    """One GRPO update (num_iterations optimizer steps) over the step's sequences.
+
+    With a `world` of n > 1 processes (wordle_mlx.distributed) `seqs` are this rank's share: the
+    loss is normalised by the completion tokens of all ranks times 1/n and the gradients are
+    averaged across ranks, which equals the gradient over the union of all ranks' sequences.
+    Every rank must call this once per step, even with no sequences of its own.
+    """
     import time
 
+    world = world or World()
     stats = UpdateStats()
     if settings.beta == 0:
         seqs = [s for s in seqs if s.advantage != 0.0]  # they would add exactly zero gradient
-    if not seqs:
-        return stats
-    chunks = [make_batch(c, pad_id) for c in _chunks(seqs, settings.loss_batch_size)]
-    total_tokens = float(sum(float(m.sum()) for _, m, _ in chunks))
-    stats.tokens, stats.sequences = int(total_tokens), len(seqs)
+    chunks = [make_batch(c, pad_id) for c in _chunks(seqs, settings.loss_batch_size)] if seqs else []
+    local_tokens = float(sum(float(m.sum()) for _, m, _ in chunks))
+    global_tokens = world.all_sum([local_tokens])[0]
+    stats.tokens, stats.sequences = int(local_tokens), len(seqs)
+    if global_tokens == 0:
+        return stats  # every rank sees the same global count: all skip together
+    normalizer = global_tokens / world.size
 
     start = time.perf_counter()
     refs: list[mx.array | None] = [None] * len(chunks)
     olds: list[mx.array | None] = [None] * len(chunks)
-    if settings.beta > 0:
+    if settings.beta > 0 and chunks:
         with lora.adapters_disabled(model):
             refs = [mx.stop_gradient(token_logprobs(model, t, settings.temperature)) for t, _, _ in chunks]
             mx.eval(refs)
-    if settings.num_iterations > 1:
+    if settings.num_iterations > 1 and chunks:
         olds = [mx.stop_gradient(token_logprobs(model, t, settings.temperature)) for t, _, _ in chunks]
         mx.eval(olds)
     stats.logprob_s = time.perf_counter() - start
@@ -155,13 +168,17 @@ def update(model, optimizer: optim.Optimizer, seqs: Sequence[TrainSequence], set
         for (tokens, mask, adv), ref, old in zip(chunks, refs, olds):
             (loss, (kl, n_clip, n_tok)), g = loss_and_grad(
                 model, tokens, mask, adv, old, ref, settings.temperature, settings.epsilon, settings.epsilon_high,
-                settings.beta, total_tokens)
+                settings.beta, normalizer)
             grads = g if grads is None else tree_map(mx.add, grads, g)
             mx.eval(grads, loss, kl, n_clip, n_tok)
             loss_sum += float(loss)
             kl_sum += float(kl)
             clipped += float(n_clip)
             counted += float(n_tok)
+        if grads is None:  # no sequences on this rank: a zero contribution to the average
+            grads = tree_map(mx.zeros_like, model.trainable_parameters())
+        grads = world.average_gradients(grads)
+        mx.eval(grads)
         stats.backward_s += time.perf_counter() - start
         start = time.perf_counter()
         grads, grad_norm = optim.clip_grad_norm(grads, settings.max_grad_norm)

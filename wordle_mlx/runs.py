@@ -7,22 +7,52 @@ from pathlib import Path
 
 from wordle_mlx import checkpoint
 from wordle_mlx.config import Config, ConfigError, load_config, save_config
+from wordle_mlx.distributed import World
 
 
-def prepare_run(config: Config | None, resume: str | Path | None, prefix: str, error: type[Exception]) -> tuple[Config, Path]:
+def prepare_run(config: Config | None, resume: str | Path | None, prefix: str, error: type[Exception],
+                world: World | None = None) -> tuple[Config, Path]:
     """(config, run_dir): with `resume`, the run's saved config; else a new `logs_dir/run_name` directory.
 
     Raises `error` (one line) for a missing run, a broken saved config, or a new run whose
-    directory already holds one.
+    directory already holds one. Under several processes (`world`) rank 0 alone creates the
+    directory; the timestamped default name is rank 0's, and every rank raises if rank 0 could not.
     """
-    if resume is not None:
-        run_dir = Path(resume)
-        if not (run_dir / "config.json").exists():
-            raise error(f"--resume: {run_dir} is not a run directory (no config.json)")
-        try:
-            return load_config(run_dir / "config.json"), run_dir
-        except ConfigError as err:
-            raise error(str(err)) from None
+    world = world or World()
+    if world.size == 1:
+        return _resume(resume, error) if resume is not None else _new_run(config, prefix, error)
+    if resume is None and not config.logging.run_name:  # every rank uses rank 0's timestamp
+        now = datetime.now()
+        day, clock = world.all_sum([int(now.strftime("%y%m%d")) if world.is_main else 0,
+                                    int(now.strftime("%H%M%S")) if world.is_main else 0])  # < 2**24: exact
+        config = config.model_copy(update={"logging": config.logging.model_copy(
+            update={"run_name": f"{prefix}20{int(day):06d}-{int(clock):06d}"})})
+    result, problem = None, None
+    try:
+        if resume is not None:
+            result = _resume(resume, error)  # every rank reads the saved config
+        elif world.is_main:
+            result = _new_run(config, prefix, error)
+        else:
+            result = (config, Path(config.logging.logs_dir) / config.logging.run_name)
+    except error as err:  # type: ignore[misc]
+        problem = err
+    if not world.agree(problem is None):  # one rank's error must not leave the others waiting
+        raise problem or error("another process could not prepare the run directory (see its error)")
+    return result
+
+
+def _resume(resume: str | Path, error: type[Exception]) -> tuple[Config, Path]:
+    run_dir = Path(resume)
+    if not (run_dir / "config.json").exists():
+        raise error(f"--resume: {run_dir} is not a run directory (no config.json)")
+    try:
+        return load_config(run_dir / "config.json"), run_dir
+    except ConfigError as err:
+        raise error(str(err)) from None
+
+
+def _new_run(config: Config, prefix: str, error: type[Exception]) -> tuple[Config, Path]:
     name = config.logging.run_name or prefix + datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = Path(config.logging.logs_dir) / name
     if checkpoint.exists(run_dir) or (run_dir / "metrics.jsonl").exists():

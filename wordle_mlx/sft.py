@@ -12,6 +12,11 @@ each epoch with the run seed) to waste little padding. Loss = mean token cross-e
 batch's completion tokens. AdamW with warmup and cosine decay, global-norm clipping. Every
 `eval_every` steps the held-out loss; checkpoints every `checkpoint_every` steps and on Ctrl-C;
 `resume` continues from the checkpoint (the batch order is a function of seed and epoch).
+
+Data parallel under `mlx.launch` (wordle_mlx.distributed): step k of n ranks uses the batches at
+positions k*n .. k*n + n - 1 of the epoch order, one per rank; each rank's loss is its completion
+tokens' NLL sum over (all ranks' tokens / n) and gradients are averaged, i.e. the mean over the
+union; rank 0 alone writes metrics, checkpoints and adapters.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import numpy as np
 from wordle_mlx import checkpoint, grpo, jsonl, lora, rollout, runs, synth
 from wordle_mlx import words as wordlists
 from wordle_mlx.config import Config
+from wordle_mlx.distributed import World, init_world, reduce_metrics
 
 
 class SFTError(RuntimeError):
@@ -81,10 +87,10 @@ def length_batches(seqs: list[grpo.TrainSequence], batch_size: int) -> list[list
     return [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
 
 
-def completion_loss(model, tokens: mx.array, mask: mx.array) -> mx.array:
-    """Mean negative log-likelihood of the completion tokens."""
+def completion_loss(model, tokens: mx.array, mask: mx.array, normalizer: float | None = None) -> mx.array:
+    """Negative log-likelihood of the completion tokens / normalizer (default: their count = mean)."""
     logp = grpo.token_logprobs(model, tokens, 1.0)
-    return -(logp * mask).sum() / mask.sum()
+    return -(logp * mask).sum() / (mask.sum() if normalizer is None else normalizer)
 
 
 def batch_loss(model, batches: list, pad_id: int) -> float:
@@ -98,8 +104,8 @@ def batch_loss(model, batches: list, pad_id: int) -> float:
     return total / max(count, 1.0)
 
 
-def prepare_run(config: Config, resume: str | Path | None) -> tuple[Config, Path]:
-    return runs.prepare_run(config, resume, "sft-", SFTError)
+def prepare_run(config: Config, resume: str | Path | None, world: World | None = None) -> tuple[Config, Path]:
+    return runs.prepare_run(config, resume, "sft-", SFTError, world)
 
 
 def _data(config: Config, run_dir: Path) -> tuple[list[dict], list[dict]]:
@@ -130,10 +136,20 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
     from wordle_mlx.train_rl import load_policy_model
 
     console = console or Console()
-    config, run_dir = prepare_run(config, resume)
+    world = init_world()
+    main = world.is_main
+    config, run_dir = prepare_run(config, resume, world)
     c = config.sft
-    with console.status("preparing SFT data ..."):
-        train_records, valid_records = _data(config, run_dir)
+    records, problem = None, None
+    if main:  # rank 0 makes (or reads) the data files; the others read them afterwards
+        try:
+            with console.status("preparing SFT data ..."):
+                records = _data(config, run_dir)
+        except (SFTError, ValueError) as err:
+            problem = err
+    if not world.agree(problem is None):
+        raise SFTError(str(problem) if problem else "rank 0 could not prepare the SFT data (see its error)")
+    train_records, valid_records = records if main else _data(config, run_dir)
     model, tokenizer = load_policy_model(config)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     train_seqs = [tokenize(tokenizer, r, c.max_seq_tokens) for r in train_records]
@@ -147,21 +163,25 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
         state = checkpoint.load(run_dir, model, optimizer)
     loss_and_grad = nn.value_and_grad(model, completion_loss)
     tokens_per_example = np.mean([len(s.prompt) + len(s.completion) for s in train_seqs])
-    console.print(f"[bold]SFT[/] {run_dir}  {len(train_seqs)} examples (~{tokens_per_example:.0f} tokens), "
-                  f"{len(batches)} batches of {c.batch_size}, {c.iters} steps, held-out {len(valid_records)}")
+    if main:
+        console.print(f"[bold]SFT[/] {run_dir}  {len(train_seqs)} examples (~{tokens_per_example:.0f} tokens), "
+                      f"{len(batches)} batches of {c.batch_size}, {c.iters} steps x {world.size} process(es), "
+                      f"held-out {len(valid_records)}")
     metrics_file = run_dir / "metrics.jsonl"
     columns = [TextColumn("[bold]sft"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[info]}"),
                TimeRemainingColumn()]
     try:
-        with Progress(*columns, console=console, disable=not config.logging.progress) as bar:
+        with Progress(*columns, console=console, disable=not (config.logging.progress and main)) as bar:
             task = bar.add_task("sft", total=c.iters, completed=state["step"], info="")
             for step in range(state["step"] + 1, c.iters + 1):
-                epoch, index = divmod(step - 1, len(batches))
+                epoch, index = divmod((step - 1) * world.size + world.rank, len(batches))
                 order = list(range(len(batches)))
                 random.Random(f"{config.training.seed}-sft-epoch-{epoch}").shuffle(order)
                 start = time.perf_counter()
                 tokens, mask, _ = grpo.make_batch(batches[order[index]], pad_id)
-                loss, grads = loss_and_grad(model, tokens, mask)
+                normalizer = world.all_sum([float(mask.sum())])[0] / world.size if world.size > 1 else None
+                loss, grads = loss_and_grad(model, tokens, mask, normalizer)
+                grads = world.average_gradients(grads)
                 grads, grad_norm = optim.clip_grad_norm(grads, c.max_grad_norm)
                 optimizer.update(model, grads)
                 mx.eval(model.trainable_parameters(), optimizer.state, loss, grad_norm)
@@ -173,21 +193,27 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
                            "lr": float(lr.item() if hasattr(lr, "item") else lr), "tokens": int(tokens.size),
                            "tokens_per_s": tokens.size / seconds, "peak_memory_gb": mx.get_peak_memory() / 2**30,
                            "elapsed_s": state["elapsed_s"]}
-                if step % c.eval_every == 0 or step == c.iters:
+                metrics = reduce_metrics(metrics, world)
+                if world.size > 1:
+                    metrics["epoch"], metrics["elapsed_s"] = epoch, state["elapsed_s"]
+                if (step % c.eval_every == 0 or step == c.iters) and main:
                     metrics["valid_loss"] = batch_loss(model, valid_batches, pad_id)
-                with metrics_file.open("a") as fh:
-                    fh.write(json.dumps(metrics) + "\n")
-                if step % c.checkpoint_every == 0 or step == c.iters:
+                if main:
+                    with metrics_file.open("a") as fh:
+                        fh.write(json.dumps(metrics) + "\n")
+                if (step % c.checkpoint_every == 0 or step == c.iters) and main:
                     checkpoint.save(run_dir, model, optimizer, state)
                 info = f"loss {metrics['train_loss']:.3f}"
                 if "valid_loss" in metrics:
                     info += f"  valid {metrics['valid_loss']:.3f}"
                 bar.update(task, completed=step, info=info)
     except KeyboardInterrupt:
-        checkpoint.save(run_dir, model, optimizer, state)
-        console.print(f"\n[yellow]interrupted[/]: checkpoint of step {state['step']} saved; continue with "
-                      f"python -m scripts.train_sft --resume {run_dir}")
+        if main:
+            checkpoint.save(run_dir, model, optimizer, state)
+            console.print(f"\n[yellow]interrupted[/]: checkpoint of step {state['step']} saved; continue with "
+                          f"python -m scripts.train_sft --resume {run_dir}")
         return run_dir
-    lora.save_adapters(model, run_dir / "adapters")
-    console.print(f"done: adapters in {run_dir / 'adapters'} (use as model.adapter_path)")
+    if main:
+        lora.save_adapters(model, run_dir / "adapters")
+        console.print(f"done: adapters in {run_dir / 'adapters'} (use as model.adapter_path)")
     return run_dir

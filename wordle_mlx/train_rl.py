@@ -12,6 +12,10 @@ One step:
 4. one JSONL metrics line, a few samples, a checkpoint every `checkpoint_every` steps, an
    evaluation on a fixed eval subset every `eval_every` steps.
 
+Data parallel under `mlx.launch` (wordle_mlx.distributed): every rank makes the same
+`games_per_step x ranks` start states and plays its own share, gradients are averaged, metrics
+summed/averaged across ranks, and rank 0 alone writes metrics, samples and checkpoints.
+
 Runs are resumable: a checkpoint holds the adapters (mlx-lm format), the optimizer state, the
 curriculum and counters; every step reseeds its RNGs from (seed, step), so a resumed run repeats
 exactly what an uninterrupted one does. Ctrl-C writes a checkpoint of the last finished step.
@@ -31,6 +35,7 @@ import numpy as np
 from wordle_mlx import checkpoint, evaluate, grpo, jsonl, lora, models, rewards, rollout, runs, synth
 from wordle_mlx import words as wordlists
 from wordle_mlx.config import Config
+from wordle_mlx.distributed import World, init_world, reduce_metrics
 from wordle_mlx.game import GameState, Turn
 from wordle_mlx.policy import ModelPolicy
 from wordle_mlx.prompts import build_messages
@@ -102,21 +107,27 @@ def load_start_states(path: str) -> list[GameState]:
 class StartStates:
     """Seeded start states per step: from a file, or played on the fly by synth.StateSampler."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, world: World | None = None):
         self.config = config
+        self.world = world or World()
         t = config.training
         self.pool = load_start_states(t.start_states) if t.start_states else None
         self.sampler = None if self.pool else synth.StateSampler(t.seed, max_turns=t.start_turns_max)
         self.train_words = wordlists.split_words("train")
 
-    def for_step(self, step: int) -> list[GameState]:
+    def all_for_step(self, step: int) -> list[GameState]:
+        """The step's start states of all ranks (games_per_step per rank), the same on every rank."""
         rng = random.Random(f"{self.config.training.seed}-states-{step}")
-        n = self.config.training.games_per_step
+        n = self.config.training.games_per_step * self.world.size
         if self.pool:
             return [self.pool[rng.randrange(len(self.pool))] for _ in range(n)]
         self.sampler.rng = rng
         self.sampler.consistent.rng = rng
         return [self.sampler.sample(rng.choice(self.train_words)) for _ in range(n)]
+
+    def for_step(self, step: int) -> list[GameState]:
+        """This rank's start states for the step."""
+        return self.world.shard(self.all_for_step(step))
 
 
 def save_checkpoint(run_dir: Path, model, optimizer, state: RunState, curriculum: rewards.Curriculum) -> Path:
@@ -243,8 +254,8 @@ def run_eval(model, tokenizer, config: Config) -> dict:
             "eval_invalid_guess_rate": report["invalid_guess_rate"]}
 
 
-def prepare_run(config: Config, resume: str | Path | None) -> tuple[Config, Path]:
-    return runs.prepare_run(config, resume, "", TrainingError)
+def prepare_run(config: Config, resume: str | Path | None, world: World | None = None) -> tuple[Config, Path]:
+    return runs.prepare_run(config, resume, "", TrainingError, world)
 
 
 def train(config: Config, resume: str | Path | None = None, console=None) -> Path:
@@ -253,61 +264,71 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     console = console or Console()
-    config, run_dir = prepare_run(config, resume)
+    world = init_world()
+    config, run_dir = prepare_run(config, resume, world)
     t = config.training
+    main = world.is_main
     model, tokenizer = load_policy_model(config)
     optimizer = grpo.make_optimizer(t.learning_rate, t.steps, t.warmup_steps, t.weight_decay)
     curriculum = rewards.Curriculum(config.rewards)
     run = load_checkpoint(run_dir, model, optimizer, curriculum) if resume is not None else RunState()
-    starts = StartStates(config)
+    starts = StartStates(config, world)
     settings = grpo.UpdateSettings(temperature=config.sampling.temperature, epsilon=t.epsilon,
                                    epsilon_high=t.epsilon_high, beta=t.beta, num_iterations=t.num_iterations,
                                    loss_batch_size=t.loss_batch_size, max_grad_norm=t.max_grad_norm)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     trainable, total = lora.count_parameters(model)
-    console.print(f"[bold]run[/] {run_dir}  model {config.model.name}  LoRA params {trainable:,} / {total:,}  "
-                  f"steps {run.step}->{t.steps}  games/step {t.games_per_step}  generations {config.sampling.num_generations}")
+    if main:
+        console.print(f"[bold]run[/] {run_dir}  model {config.model.name}  LoRA params {trainable:,} / {total:,}  "
+                      f"steps {run.step}->{t.steps}  games/step {t.games_per_step} x {world.size} process(es)  "
+                      f"generations {config.sampling.num_generations}")
     metrics_file = run_dir / "metrics.jsonl"
     samples_file = run_dir / "samples.jsonl"
     columns = [TextColumn("[bold]step"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[info]}"),
                TimeRemainingColumn()]
     step = run.step
     try:
-        with Progress(*columns, console=console, disable=not config.logging.progress) as bar:
+        with Progress(*columns, console=console, disable=not (config.logging.progress and main)) as bar:
             task = bar.add_task("train", total=t.steps, completed=run.step, info="")
             for step in range(run.step + 1, t.steps + 1):
                 start = time.perf_counter()
-                mx.random.seed(t.seed * 1_000_003 + step)
+                mx.random.seed(t.seed * 1_000_003 + step + 7_919 * world.rank)
                 mx.reset_peak_memory()
                 states = starts.for_step(step)
                 timings = {"reward_s": 0.0}
                 rstats = rollout.RolloutStats()
                 played = play_step(model, tokenizer, states, config, curriculum, timings, rstats)
-                upd = grpo.update(model, optimizer, played["seqs"], settings, pad_id)
+                upd = grpo.update(model, optimizer, played["seqs"], settings, pad_id, world)
                 step_s = time.perf_counter() - start
                 run.step = step
                 run.elapsed_s += step_s
-                run.cumulative_wins += sum(g.won for g in played["games"])
-                run.cumulative_games += len(played["games"])
                 metrics = _step_metrics(step, played, states, upd, run, curriculum, optimizer, rstats, timings, step_s)
-                if t.eval_every and step % t.eval_every == 0:
+                metrics = reduce_metrics(metrics, world, ratios={"win_rate": ("wins", "games"),
+                                                                 "skipped_group_fraction": ("zero_variance_groups", "groups")})
+                run.cumulative_wins += metrics["wins"]
+                run.cumulative_games += metrics["games"]
+                metrics["cumulative_wins"], metrics["cumulative_games"] = run.cumulative_wins, run.cumulative_games
+                if t.eval_every and step % t.eval_every == 0 and main:
                     metrics.update(run_eval(model, tokenizer, config))
-                with metrics_file.open("a") as fh:
-                    fh.write(json.dumps(metrics) + "\n")
-                if config.logging.samples_per_step:
+                if main:
+                    with metrics_file.open("a") as fh:
+                        fh.write(json.dumps(metrics) + "\n")
+                if config.logging.samples_per_step and main:
                     with samples_file.open("a") as fh:
                         for sample in _samples(step, played, config.logging.samples_per_step):
                             fh.write(json.dumps(sample) + "\n")
-                if step % t.checkpoint_every == 0 or step == t.steps:
+                if (step % t.checkpoint_every == 0 or step == t.steps) and main:
                     save_checkpoint(run_dir, model, optimizer, run, curriculum)
                 bar.update(task, completed=step, info=(
                     f"loss {metrics['loss']:+.4f}  reward {metrics['reward_mean']:+.2f}  win {100 * metrics['win_rate']:.0f}% "
                     f"(total {run.cumulative_wins}/{run.cumulative_games})  zero-var {100 * metrics['skipped_group_fraction']:.0f}%"))
     except KeyboardInterrupt:
-        save_checkpoint(run_dir, model, optimizer, run, curriculum)
-        console.print(f"\n[yellow]interrupted[/]: checkpoint of step {run.step} saved; continue with "
-                      f"python -m scripts.train_rl --resume {run_dir}")
+        if main:
+            save_checkpoint(run_dir, model, optimizer, run, curriculum)
+            console.print(f"\n[yellow]interrupted[/]: checkpoint of step {run.step} saved; continue with "
+                          f"python -m scripts.train_rl --resume {run_dir}")
         return run_dir
-    lora.save_adapters(model, run_dir / "adapters")
-    console.print(f"done: {run.cumulative_wins}/{run.cumulative_games} games won; adapters in {run_dir / 'adapters'}")
+    if main:
+        lora.save_adapters(model, run_dir / "adapters")
+        console.print(f"done: {run.cumulative_wins}/{run.cumulative_games} games won; adapters in {run_dir / 'adapters'}")
     return run_dir
