@@ -4,6 +4,7 @@
     python -m scripts.benchmark matmul [--repeats 3]
     python -m scripts.benchmark rewards
     python -m scripts.benchmark rollout [--config config/quickstart.json]
+    python -m scripts.benchmark distributed [--config config/grpo_from_base.json] [--steps 2] [--games 2] [--set K=V]
 
 `patterns`: the full 12,972 x 2,315 pattern table with our MLX kernel as the package runs it
 (CPU: eager, chunks spread over one stream per core; GPU: mx.compile), the other kernel variant
@@ -19,6 +20,10 @@ trainer's batched forked-cache rollout vs one `mlx_lm.generate` call per sample 
 same run), ending with `speed-up: N.Nx`; then one real GRPO step with --config and its time
 breakdown (prefill, decode, reward, log-prob recompute, backward, optimizer).
 
+`distributed`: the same GRPO work (--steps steps of 2 x --games games) in one process and in two
+processes under `mlx.launch --backend ring -n 2` on this machine; steps/s, generated tokens/s
+(summed over ranks) and games/s for each, and the ratio.
+
 `rewards`: scoring of 16 groups x 8 completions (one GRPO step's worth of a turn) in game states
 made by data_synth.
 """
@@ -33,8 +38,12 @@ import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["patterns", "matmul", "rewards", "rollout"])
-    parser.add_argument("--config", default="config/quickstart.json", help="config for the rollout benchmark's train step")
+    parser.add_argument("what", choices=["patterns", "matmul", "rewards", "rollout", "distributed"])
+    parser.add_argument("--config", default=None,
+                        help="config for the train step (rollout: config/quickstart.json; distributed: config/grpo_from_base.json)")
+    parser.add_argument("--steps", type=int, default=2, help="distributed: GRPO steps per setting")
+    parser.add_argument("--games", type=int, default=2, help="distributed: games per process per step with 2 processes")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="distributed: config override")
     parser.add_argument("--repeats", type=int, default=None, help="best of N runs (default 2 patterns, 3 matmul)")
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
@@ -42,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "matmul":
         return matmul(args.repeats or 3)
     if args.what == "rollout":
-        return rollout_benchmark(args.config)
+        return rollout_benchmark(args.config or "config/quickstart.json")
+    if args.what == "distributed":
+        return distributed_benchmark(args.config or "config/grpo_from_base.json", args.steps, args.games, args.set)
     if args.what == "rewards":
         from wordle_mlx.benchmarks import benchmark_rewards
 
@@ -83,6 +94,23 @@ def rollout_benchmark(config: str) -> int:
         print(f"  {p:10s} {v:7.2f} s  {100 * v / total:5.1f}%")
     other = total - sum(m[f"time_{p}_s"] for p in parts)
     print(f"  {'other':10s} {other:7.2f} s  {100 * other / total:5.1f}%")
+    return 0
+
+
+def distributed_benchmark(config: str, steps: int, games: int, overrides: list[str]) -> int:
+    from wordle_mlx.benchmarks import benchmark_distributed
+
+    try:
+        r = benchmark_distributed(config, steps, games, tuple(overrides))
+    except RuntimeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for label, m in r.items():
+        print(f"{label:12s}: {m['games']} games in {m['wall_s']:.1f} s wall (with model loading); step {m['step_s']:.1f} s "
+              f"= {m['steps_per_s']:.3f} steps/s, {m['games_per_s']:.3f} games/s, generation {m['generation_tps']:.1f} tok/s")
+    one, two = r["1 process"], r["2 processes"]
+    print(f"2 vs 1 process: steps/s x{two['steps_per_s'] / one['steps_per_s']:.2f}, "
+          f"generated tok/s x{two['generation_tps'] / one['generation_tps']:.2f}")
     return 0
 
 

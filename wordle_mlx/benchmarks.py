@@ -193,3 +193,46 @@ def benchmark_train_step(config_path: str = "config/quickstart.json") -> dict:
                                            "logging.progress=false"])
         run_dir = train_rl.train(config)
         return json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])
+
+
+def benchmark_distributed(config: str, steps: int = 2, games: int = 2, overrides: tuple[str, ...] = ()) -> dict:
+    """The same GRPO work (2 x `games` games per step, `steps` steps) in one process and in two
+    processes under `mlx.launch --backend ring -n 2` on this machine, each in a fresh subprocess.
+
+    Returns per setting: wall seconds, mean step seconds, steps/s, generated tokens/s (summed over
+    ranks) and games/s, read from the runs' metrics.jsonl.
+    """
+    import json
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    launch = Path(sys.executable).parent / "mlx.launch"
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, n in (("1 process", 1), ("2 processes", 2)):
+            sets = [f"training.steps={steps}", f"training.games_per_step={games * 2 // n}", f"logging.logs_dir={tmp}",
+                    f"logging.run_name=bench-{n}", "logging.progress=false", "training.eval_every=0", *overrides]
+            cmd = [sys.executable, "-m", "scripts.train_rl", "--config", config]
+            for s in sets:
+                cmd += ["--set", s]
+            if n > 1:
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", 0))
+                    port = sock.getsockname()[1]
+                cmd = [str(launch), "--backend", "ring", "-n", str(n), "--starting-port", str(port), "--"] + cmd
+            start = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            wall = time.perf_counter() - start
+            if proc.returncode != 0:
+                raise RuntimeError(f"{label} run failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
+            lines = [json.loads(l) for l in (Path(tmp) / f"bench-{n}" / "metrics.jsonl").read_text().splitlines()]
+            step_s = float(np.mean([m["step_s"] for m in lines]))
+            out[label] = {"wall_s": wall, "step_s": step_s, "steps_per_s": 1.0 / step_s,
+                          "generation_tps": float(np.mean([m["generation_tps"] for m in lines])),
+                          "generated_tokens": int(sum(m["generated_tokens"] for m in lines)),
+                          "games": int(sum(m["games"] for m in lines)), "games_per_s": games * 2 / step_s,
+                          "world_size": n}
+    return out
