@@ -3,9 +3,17 @@
     python -m scripts.data_synth --mode rl  --n 2000 --split train --out data/rl_train.jsonl
     python -m scripts.data_synth --mode sft --n 1000 --split train --out data/sft_train.jsonl \\
         [--policy entropy|optimal] [--think scratchpad|count] [--think-max-chars 200] \\
-        [--format plain|symbols|rows] [--max-turns 4] [--seed 0]
+        [--format plain|symbols|rows|compact] [--max-turns 4] [--min-turns 0] [--rejected-rate 0] [--seed 0]
+    python -m scripts.data_synth --mode sft --n 50 --out data/teacher.jsonl \
+        --teacher-endpoint http://127.0.0.1:8080 --teacher-model NAME [--api-key-env VAR] \
+        [--concurrency 4] [--timeout 60] [--retries 3] [--max-tokens 256] [--think-max-chars 200]
 
 Secrets come from the chosen split only; a train file never contains an eval answer.
+
+With --teacher-endpoint, --n is the number of games the teacher plays from the first guess; only its
+valid guesses that fit all feedback so far become SFT records (its think text trimmed to
+--think-max-chars). Interrupt it at any time: rerunning the same command continues with the games
+not yet in OUT.games.jsonl.
 """
 
 from __future__ import annotations
@@ -32,6 +40,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy", choices=synth.TARGET_POLICIES, default="entropy", help="SFT target solver")
     parser.add_argument("--think", choices=synth.THINK_STYLES, default="scratchpad", help="SFT think style")
     parser.add_argument("--think-max-chars", type=int, default=200)
+    parser.add_argument("--min-turns", type=int, default=0, help="earlier turns per state: at least N")
+    parser.add_argument("--rejected-rate", type=float, default=0.0, help="share of states listing earlier invalid answers")
+    teacher = parser.add_argument_group("teacher model (OpenAI-compatible endpoint, --mode sft)")
+    teacher.add_argument("--teacher-endpoint", metavar="URL")
+    teacher.add_argument("--teacher-model", metavar="NAME")
+    teacher.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key")
+    teacher.add_argument("--concurrency", type=int, default=4, help="games (requests) in flight at once")
+    teacher.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    teacher.add_argument("--retries", type=int, default=3, help="retries on 429/5xx/timeouts")
+    teacher.add_argument("--max-tokens", type=int, default=256, help="teacher completion budget per turn")
+    teacher.add_argument("--temperature", type=float, default=0.0)
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error(f"--n: expected a positive number of records, got {args.n}")
@@ -39,8 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--max-turns: expected 0..5, got {args.max_turns}")
     if args.think_max_chars < 10:
         parser.error(f"--think-max-chars: expected at least 10, got {args.think_max_chars}")
+    if not 0 <= args.min_turns <= args.max_turns:
+        parser.error(f"--min-turns: expected 0..--max-turns ({args.max_turns}), got {args.min_turns}")
+    if not 0.0 <= args.rejected_rate <= 1.0:
+        parser.error(f"--rejected-rate: expected 0..1, got {args.rejected_rate}")
     if args.out.parent and not args.out.parent.exists():
         args.out.parent.mkdir(parents=True)
+    if args.teacher_endpoint or args.teacher_model:
+        return run_teacher(parser, args)
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -53,12 +78,53 @@ def main(argv: list[str] | None = None) -> int:
             records = synth.rl_records(secrets, args.split, args.seed, args.format, args.max_turns, on_record=advance)
         else:
             records = synth.sft_records(secrets, args.split, args.seed, args.format, args.max_turns, args.policy,
-                                        args.think, args.think_max_chars, on_record=advance)
+                                        args.think, args.think_max_chars, on_record=advance, min_turns=args.min_turns,
+                                        rejected_rate=args.rejected_rate)
         with tmp.open("w") as fh:
             for record in records:
                 fh.write(json.dumps(record) + "\n")
     os.replace(tmp, args.out)
     print(f"wrote {args.n} {args.mode} records ({args.split} split, seed {args.seed}) to {args.out}")
+    return 0
+
+
+def run_teacher(parser: argparse.ArgumentParser, args) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from wordle_mlx import endpoint, teacher
+
+    if args.mode != "sft" or not (args.teacher_endpoint and args.teacher_model):
+        parser.error("teacher traces: use --mode sft with both --teacher-endpoint URL and --teacher-model NAME")
+    if args.split != "train":
+        parser.error("--split: teacher traces are training data, expected train")
+    if args.concurrency < 1 or args.retries < 0 or args.timeout <= 0 or args.max_tokens < 1:
+        parser.error("--concurrency >= 1, --retries >= 0, --timeout > 0 and --max-tokens >= 1 expected")
+    games_file = Path(str(args.out) + ".games.jsonl")
+    if args.out.exists() and not games_file.exists():
+        print(f"error: {args.out} exists and is not an interrupted teacher run (no {games_file}); "
+              "choose another --out", file=sys.stderr)
+        return 1
+    try:
+        client = endpoint.ChatClient(args.teacher_endpoint, args.teacher_model,
+                                     endpoint.api_key_from_env(args.api_key_env), args.timeout, args.retries,
+                                     concurrency=args.concurrency)
+        secrets = synth.secrets_for("train", args.n, args.seed)
+        done = len(teacher.done_games(args.out))
+        with Progress(TextColumn("[bold]teacher games"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
+            task = bar.add_task("games", total=args.n, completed=done)
+            totals = teacher.run_teacher(client, secrets, args.out, args.format, args.think_max_chars, args.max_tokens,
+                                         args.temperature, on_game=lambda: bar.advance(task))
+    except endpoint.EndpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        print(f"finished games are kept in {args.out}; rerun the same command to continue", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished games are kept in {args.out}; rerun the same command to continue",
+              file=sys.stderr)
+        return 130
+    print(f"teacher {args.teacher_model}: {totals['games']} games ({totals['resumed_from']} from an earlier run), "
+          f"{totals['wins']} won; kept {totals['kept']} turns as SFT records (dropped {totals['invalid']} invalid, "
+          f"{totals['inconsistent']} inconsistent) in {args.out}")
     return 0
 
 

@@ -3,6 +3,8 @@
     python -m scripts.evaluate --policy entropy --split eval [--n N] [--seed S] [--json OUT]
     python -m scripts.evaluate --model smollm2-135m-instruct [--adapter logs/sft/adapters] \\
         --split eval --n 100 [--temperature 0] [--max-tokens 64] [--format plain] [--json OUT]
+    python -m scripts.evaluate --endpoint http://127.0.0.1:8080 --endpoint-model NAME [--api-key-env VAR] \
+        [--concurrency 4] [--timeout 60] [--retries 3] --split eval --n 100 [--json OUT]
     python -m scripts.evaluate --compare A.json B.json ...
 
 Policies: random, consistent, entropy, optimal. Splits: eval (315), train (2,000), all (2,315).
@@ -28,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     who.add_argument("--policy", choices=solvers.POLICIES)
     who.add_argument("--model", help="built-in name, .gguf file, mlx-lm directory or HF id")
     who.add_argument("--compare", nargs="+", type=Path, metavar="JSON", help="print saved reports side by side")
+    who.add_argument("--endpoint", metavar="URL", help="an OpenAI-compatible server (base URL, .../v1 or .../chat/completions)")
+    parser.add_argument("--endpoint-model", metavar="NAME", help="model name to request from --endpoint")
+    parser.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the endpoint's API key")
+    parser.add_argument("--concurrency", type=int, default=4, help="--endpoint: requests in flight at once")
+    parser.add_argument("--timeout", type=float, default=60.0, help="--endpoint: seconds per request")
+    parser.add_argument("--retries", type=int, default=3, help="--endpoint: retries on 429/5xx/timeouts")
     parser.add_argument("--adapter", help="LoRA adapter directory for --model")
     parser.add_argument("--label", help="column name in tables (default: policy or model[+adapter])")
     parser.add_argument("--split", choices=wordlists.SPLITS, default="eval")
@@ -51,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--json: directory {args.json.parent} does not exist")
     if args.adapter and not args.model:
         parser.error("--adapter: needs --model")
+    if args.endpoint and not args.endpoint_model:
+        parser.error("--endpoint: needs --endpoint-model NAME")
+    if args.concurrency < 1 or args.retries < 0 or args.timeout <= 0:
+        parser.error("--concurrency >= 1, --retries >= 0 and --timeout > 0 expected")
 
     from rich.console import Console
 
@@ -92,10 +104,34 @@ def main(argv: list[str] | None = None) -> int:
                              logits_processors=processors)
         meta = {"model": args.model, "adapter": args.adapter, "max_tokens": args.max_tokens, "format": fmt,
                 "think": think, "guided": args.guided}
+    elif args.endpoint:
+        from wordle_mlx import endpoint
+
+        try:
+            client = endpoint.ChatClient(args.endpoint, args.endpoint_model, endpoint.api_key_from_env(args.api_key_env),
+                                         args.timeout, args.retries, concurrency=args.concurrency)
+        except endpoint.EndpointError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        fmt = args.format or "plain"
+        label = args.label or f"{args.endpoint_model} @ {args.endpoint}"
+        policy = endpoint.EndpointPolicy(client, fmt, args.temperature, args.max_tokens, label, think=not args.no_think)
+        meta = {"endpoint": client.url, "endpoint_model": args.endpoint_model, "max_tokens": args.max_tokens,
+                "format": fmt, "think": not args.no_think}
     else:
         policy = solvers.make_policy(args.policy, seed=args.seed)
         label, meta = args.label or args.policy, {}
-    report = evaluate.evaluate(policy, secrets, split=args.split, seed=args.seed, label=label, **meta)
+    try:
+        report = evaluate.evaluate(policy, secrets, split=args.split, seed=args.seed, label=label, **meta)
+    except Exception as err:  # an endpoint that dies mid-run: one line, no traceback
+        from wordle_mlx.endpoint import EndpointError
+
+        if not isinstance(err, EndpointError):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if args.endpoint:
+        report["endpoint_requests"], report["endpoint_retries"] = client.requests, client.retried
     console.print(evaluate.report_table([report]))
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=1) + "\n")

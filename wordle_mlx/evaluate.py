@@ -60,8 +60,10 @@ def play_games(
     max_guesses: int = MAX_GUESSES,
     hard_mode: bool = False,
     on_round: Callable[[int], None] | None = None,
+    on_game_end: Callable[[int, GameRecord], None] | None = None,
 ) -> list[GameRecord]:
-    """Play one game per secret with `policy` (anything with `guess_batch(histories)`)."""
+    """Play one game per secret with `policy` (anything with `guess_batch(histories)`);
+    `on_game_end(index, record)` is called as soon as each game is over."""
     games = [GameRecord(s, GameState(s, max_guesses=max_guesses, hard_mode=hard_mode)) for s in secrets]
     while True:
         active = [g for g in games if not g.finished]
@@ -88,6 +90,8 @@ def play_games(
                 attempt["completion"] = text
                 attempt["format_ok"] = bool(p is not None and p.valid)
             game.attempts.append(attempt)
+            if on_game_end is not None and game.finished:
+                on_game_end(games.index(game), game)
         if on_round is not None:
             on_round(sum(g.finished for g in games))
 
