@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guided", action="store_true",
                         help="trie-guided decoding: the <guess> span can only spell allowed words (reported separately)")
     parser.add_argument("--json", type=Path, default=None, help="write the full report (with every game) here")
+    parser.add_argument("--markdown", action="store_true", help="--compare: print a markdown table (with training minutes)")
     args = parser.parse_args(argv)
     if args.n is not None and args.n < 1:
         parser.error(f"--n: expected a positive number of games, got {args.n}")
@@ -75,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
             except (OSError, ValueError) as err:
                 print(f"error: --compare: cannot read report {path}: {err}", file=sys.stderr)
                 return 1
-        console.print(evaluate.report_table(reports))
+        if args.markdown:
+            print(evaluate.markdown_table(reports))
+        else:
+            console.print(evaluate.report_table(reports))
         return 0
 
     secrets = wordlists.sample_split(args.split, args.n, args.seed)
@@ -103,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         policy = ModelPolicy(model, tokenizer, fmt, args.temperature, args.max_tokens, label=label, think=think,
                              logits_processors=processors)
         meta = {"model": args.model, "adapter": args.adapter, "max_tokens": args.max_tokens, "format": fmt,
-                "think": think, "guided": args.guided}
+                "think": think, "guided": args.guided, "training_minutes": evaluate.training_minutes(args.adapter)}
     elif args.endpoint:
         from wordle_mlx import endpoint
 

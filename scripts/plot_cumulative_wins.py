@@ -3,6 +3,10 @@ loss; SFT: train and held-out loss), and/or guess histograms from evaluate repor
 
     python -m scripts.plot_cumulative_wins --file logs/RUN/metrics.jsonl [--out PNG] [--window 10]
     python -m scripts.plot_cumulative_wins --eval A.json B.json --out docs/histogram.png
+    python -m scripts.plot_cumulative_wins --study A.json B.json ... --out docs/study.png
+
+--study plots each model report's win rate and consistent-guess rate against the training minutes
+behind its adapter (read from the adapter's run, SFT + GRPO chained).
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--file", type=Path, help="a train_rl metrics.jsonl")
     parser.add_argument("--eval", nargs="+", type=Path, metavar="JSON", help="scripts.evaluate --json reports")
+    parser.add_argument("--study", nargs="+", type=Path, metavar="JSON", help="model reports: rates vs training minutes")
     parser.add_argument("--out", type=Path, help="PNG path (default: next to the input)")
     parser.add_argument("--window", type=int, default=10, help="rolling window in steps (default 10)")
     parser.add_argument("--title", default=None)
     args = parser.parse_args(argv)
-    if not args.file and not args.eval:
-        parser.error("--file: required (or --eval JSON ...)")
+    if not args.file and not args.eval and not args.study:
+        parser.error("--file: required (or --eval / --study JSON ...)")
     if args.window < 1:
         parser.error(f"--window: expected >= 1, got {args.window}")
     try:
@@ -42,6 +47,19 @@ def main(argv: list[str] | None = None) -> int:
                     raise plots.PlotError(f"cannot read report {p}: {err}") from None
             out = args.out or args.eval[0].with_name("histogram.png")
             print(f"wrote {plots.plot_histograms(reports, out, args.title)}")
+        if args.study:
+            from wordle_mlx.evaluate import training_minutes
+
+            reports = []
+            for p in args.study:
+                try:
+                    r = json.loads(p.read_text())
+                except (OSError, ValueError) as err:
+                    raise plots.PlotError(f"cannot read report {p}: {err}") from None
+                r.setdefault("training_minutes", training_minutes(r.get("adapter")))
+                reports.append(r)
+            out = args.out or args.study[0].with_name("study.png")
+            print(f"wrote {plots.plot_study(reports, out, args.title)}")
     except plots.PlotError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -138,3 +138,33 @@ class TestPlayCli(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestStudyReporting(unittest.TestCase):
+    def make_run(self, root: Path, name: str, elapsed: float, parent: str | None) -> Path:
+        run = root / name
+        (run / "adapters").mkdir(parents=True)
+        (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "elapsed_s": 1.0}) + "\n" +
+                                           json.dumps({"step": 2, "elapsed_s": elapsed}) + "\n")
+        (run / "config.json").write_text(json.dumps({"model": {"adapter_path": parent}}))
+        return run / "adapters"
+
+    def test_training_minutes_chain_sft_then_grpo(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            sft = self.make_run(Path(tmp), "sft", 600.0, None)
+            grpo = self.make_run(Path(tmp), "grpo", 300.0, str(sft))
+            self.assertAlmostEqual(evaluate.training_minutes(str(sft)), 10.0)
+            self.assertAlmostEqual(evaluate.training_minutes(str(grpo)), 15.0)
+            self.assertIsNone(evaluate.training_minutes(str(Path(tmp) / "missing" / "adapters")))
+
+    def test_markdown_row_and_study_plot(self):
+        report = {"label": "v1", "wins": 3, "n_games": 10, "win_rate": 0.3, "mean_guesses": 4.5, "valid_guess_rate": 0.9,
+                  "consistent_rate": 0.8, "repeat_rate": 0.0, "format_compliance": 1.0, "wall_seconds": 12.0,
+                  "training_minutes": 20.0, "policy": {"name": "model"}}
+        table = evaluate.markdown_table([report])
+        self.assertIn("| v1 | 3/10 (30.0%) | 4.50 | 90.0% | 80.0% | 0.0% | 100.0% | 20.0 | 12 |", table)
+        with tempfile.TemporaryDirectory() as tmp:
+            png = plots.plot_study([report], Path(tmp) / "s.png")
+            self.assertEqual(png.read_bytes()[:4], b"\x89PNG")
+        with self.assertRaisesRegex(plots.PlotError, "no report has training minutes"):
+            plots.plot_study([dict(report, training_minutes=None)], "unused.png")

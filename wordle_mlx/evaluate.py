@@ -170,3 +170,42 @@ def report_table(reports: Sequence[dict]):
     row("format compliance", lambda r: pct(r.get("format_compliance")))
     row("wall seconds", lambda r: f"{r['wall_seconds']:.1f}")
     return table
+
+
+def training_minutes(adapter_path: str | None) -> float | None:
+    """Training wall-clock minutes behind an adapter: its run's last `elapsed_s`, plus the run it
+    started from (`model.adapter_path` in the run's config, e.g. SFT before GRPO). None if unknown."""
+    import json
+    from pathlib import Path
+
+    if not adapter_path:
+        return None
+    total, seen = 0.0, set()
+    path = Path(adapter_path)
+    while path is not None and path not in seen:
+        seen.add(path)
+        run = path.parent
+        try:
+            last = (run / "metrics.jsonl").read_text().strip().splitlines()[-1]
+            total += float(json.loads(last)["elapsed_s"])
+            parent = json.loads((run / "config.json").read_text()).get("model", {}).get("adapter_path")
+        except (OSError, ValueError, KeyError, IndexError):
+            return None if total == 0 else total / 60
+        path = Path(parent) if parent else None
+    return total / 60
+
+
+def markdown_table(reports: Sequence[dict]) -> str:
+    """One markdown row per report: the study table of docs/RESULTS.md."""
+    pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    lines = ["| player | wins | mean guesses (wins) | valid guesses | consistent guesses | repeated | format compliance "
+             "| training min | eval s |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in reports:
+        label = r.get("label") or r["policy"].get("name", "?")
+        minutes = r.get("training_minutes", training_minutes(r.get("adapter")))
+        mean = "-" if r["mean_guesses"] is None else f"{r['mean_guesses']:.2f}"
+        trained = "-" if minutes is None else f"{minutes:.1f}"
+        lines.append(f"| {label} | {r['wins']}/{r['n_games']} ({100 * r['win_rate']:.1f}%) | {mean} | "
+                     f"{pct(r['valid_guess_rate'])} | {pct(r.get('consistent_rate'))} | {pct(r.get('repeat_rate'))} | "
+                     f"{pct(r.get('format_compliance'))} | {trained} | {r['wall_seconds']:.0f} |")
+    return "\n".join(lines)

@@ -135,3 +135,24 @@ def plot_histograms(reports: list[dict], out: str | Path, title: str | None = No
     ax.set_title(title or "guess histogram")
     ax.legend(fontsize=8)
     return _save(fig, out)
+
+
+def plot_study(reports: list[dict], out: str | Path, title: str | None = None) -> Path:
+    """Win rate and consistent-guess rate of model variants against their training minutes
+    (`training_minutes` in each report, see evaluate.training_minutes); one labelled point each."""
+    points = [r for r in reports if r.get("training_minutes") is not None]
+    if not points:
+        raise PlotError("no report has training minutes (evaluate a model with --adapter from a logged run)")
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    for ax, key, name in ((axes[0], "consistent_rate", "consistent guesses (%)"), (axes[1], "win_rate", "win rate (%)")):
+        for r in points:
+            value = 100 * (r.get(key) or 0.0)
+            ax.scatter(r["training_minutes"], value, s=40)
+            ax.annotate(r.get("label", "?"), (r["training_minutes"], value), fontsize=7, xytext=(4, 3),
+                        textcoords="offset points")
+        ax.set_xlabel("training wall-clock minutes (this 2-core CPU)")
+        ax.set_ylabel(name)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title or "Strategy study: what each variant bought per training minute")
+    return _save(fig, out)
