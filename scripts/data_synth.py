@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--think-max-chars", type=int, default=200)
     parser.add_argument("--min-turns", type=int, default=0, help="earlier turns per state: at least N")
     parser.add_argument("--rejected-rate", type=float, default=0.0, help="share of states listing earlier invalid answers")
+    parser.add_argument("--guess-style", choices=prompts.GUESS_STYLES, default="upper", help="CRANE or ' crane'")
     teacher = parser.add_argument_group("teacher model (OpenAI-compatible endpoint, --mode sft)")
     teacher.add_argument("--teacher-endpoint", metavar="URL")
     teacher.add_argument("--teacher-model", metavar="NAME")
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             records = synth.sft_records(secrets, args.split, args.seed, args.format, args.max_turns, args.policy,
                                         args.think, args.think_max_chars, on_record=advance, min_turns=args.min_turns,
-                                        rejected_rate=args.rejected_rate)
+                                        rejected_rate=args.rejected_rate, guess_style=args.guess_style)
         with tmp.open("w") as fh:
             for record in records:
                 fh.write(json.dumps(record) + "\n")

@@ -49,3 +49,18 @@ class TestAllowedWordsProcessor(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestWordGuessStyle(unittest.TestCase):
+    def test_lowercase_word_tokens_with_a_leading_space(self):
+        from wordle_mlx import models as m
+
+        _, tokenizer = m.load_model(m.TINY_MODEL)
+        processor = AllowedWordsProcessor(tokenizer)
+        pieces = {tokenizer.decode([i]) for i in processor.allowed_ids("").tolist()}
+        self.assertIn("c", pieces)
+        self.assertIn("C", pieces)
+        lower = {tokenizer.decode([i]) for i in processor.allowed_ids(" cra").tolist()}
+        self.assertIn("n", lower)  # crane
+        self.assertNotIn("N", lower)  # one case per word
+        self.assertIn("<", {tokenizer.decode([i]) for i in processor.allowed_ids(" crane").tolist()})

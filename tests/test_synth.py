@@ -169,3 +169,15 @@ class TestSplitsAndCli(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestWordGuessStyle(unittest.TestCase):
+    def test_word_style_writes_a_lowercase_word_with_a_leading_space(self):
+        r = next(synth.sft_records(["hello"], "train", seed=2, max_turns=3, min_turns=1, policy="frequent",
+                                   guess_style="word"))
+        target = r["target"]
+        self.assertTrue(r["completion"].endswith(f"<guess> {target}</guess>"), r["completion"])
+        self.assertIn(f"| {target} fits</think>", r["completion"])
+        parsed = parse_completion(r["completion"], strict=True)
+        self.assertTrue(parsed.valid)
+        self.assertEqual(parsed.guess, target)

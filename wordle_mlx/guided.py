@@ -5,15 +5,15 @@ row). It is stateless: from the row's last tokens it decodes the text, and if th
 open `<guess>` tag with no closing tag yet, the letters written since the tag are the prefix P.
 Then only tokens that keep the span on a path of the word trie survive (all others get -inf):
 
-* a token of uppercase letters s with P + s a prefix of an allowed word (uppercase), or
+* a token of letters s (all uppercase, or all lowercase; the first one may start with a space,
+  as in the ` crane` guess style) with P + s a prefix of an allowed word in the case used so far, or
 * once P is a whole allowed word, a token that continues the closing tag `</guess>`;
 * inside the closing tag, only tokens that continue it.
 
 Outside the span nothing changes, so the model still decides when to open the tag (a completion
 that never opens it stays invalid). The trie is a set of word prefixes; the allowed token ids per
-prefix are computed on first use and cached. Simplifications: guesses are uppercase, as the model is
-trained to write them; a token that spans the opening tag and the first letters is not handled
-(the tag is its own token run in the SmolLM2 vocabulary).
+prefix are computed on first use and cached. Simplifications: a token that spans the opening tag
+and the first letters is not handled (the tag is its own token run in the SmolLM2 vocabulary).
 
 Numbers made with it are reported separately from unconstrained decoding: it is a decoding aid,
 not something the model learned.
@@ -48,7 +48,11 @@ class AllowedWordsProcessor:
                 pieces[i] = tokenizer.decode([i])
             except Exception:  # noqa: BLE001  (ids the tokenizer cannot decode are never allowed)
                 continue
-        self.letter_tokens = [(i, p) for i, p in pieces.items() if p and p.isalpha() and p.isupper() and p.isascii()]
+        def letters(p: str) -> bool:
+            body = p[1:] if p.startswith(" ") else p
+            return bool(body) and body.isascii() and body.isalpha() and (body.isupper() or body.islower())
+
+        self.letter_tokens = [(i, p) for i, p in pieces.items() if letters(p)]
         self.close_tokens = [(i, p) for i, p in pieces.items() if p and p in CLOSE]  # pieces of the closing tag
         self._allowed = lru_cache(maxsize=4096)(self._allowed_ids)
 
@@ -65,15 +69,24 @@ class AllowedWordsProcessor:
     def _allowed_ids(self, inside: str) -> np.ndarray | None:
         lt = inside.find("<")
         if lt >= 0:  # in the closing tag: continue it
-            word, tag = inside[:lt], inside[lt:]
-            if word not in self.words or not CLOSE.startswith(tag):
+            word, tag = inside[:lt].strip(), inside[lt:]
+            if word.upper() not in self.words or not CLOSE.startswith(tag):
                 return None  # off the trie already (cannot happen under this processor): leave it
             rest = CLOSE[len(tag):]
             return np.array([i for i, p in self.close_tokens if rest.startswith(p)], dtype=np.int64)
-        if inside and inside not in self.prefixes:
+        word = inside[1:] if inside.startswith(" ") else inside
+        if word and (word.upper() not in self.prefixes or not (word.isupper() or word.islower())):
             return None
-        ids = [i for i, p in self.letter_tokens if inside + p in self.prefixes]
-        if inside in self.words:
+        ids = []
+        for i, p in self.letter_tokens:
+            if p.startswith(" ") and inside:
+                continue  # a space only right after the tag
+            body = p.lstrip(" ")
+            if word and (body.isupper() != word.isupper()):
+                continue  # keep one case
+            if (word + body).upper() in self.prefixes:
+                ids.append(i)
+        if word.upper() in self.words:
             ids += [i for i, p in self.close_tokens if CLOSE.startswith(p)]
         return np.array(ids, dtype=np.int64)
 

@@ -137,11 +137,22 @@ def build_messages(turns: Sequence[Turn], fmt: str = "plain", max_guesses: int =
             {"role": "user", "content": render_state(turns, fmt, max_guesses, rejected)}]
 
 
-def format_completion(think: str | None, guess: str) -> str:
+GUESS_STYLES = ("upper", "word")
+
+
+def guess_text(guess: str, style: str = "upper") -> str:
+    """How a guess is written: `upper` = CRANE; `word` = ` crane`, lowercase with a leading space,
+    which most BPE vocabularies (SmolLM2's included) hold as one whole-word token."""
+    if style not in GUESS_STYLES:
+        raise ValueError(f"guess style: expected one of {', '.join(GUESS_STYLES)}, got {style!r}")
+    return guess.upper() if style == "upper" else " " + guess.lower()
+
+
+def format_completion(think: str | None, guess: str, style: str = "upper") -> str:
     """The exact answer format the model is trained to produce (`think=None`: the guess only)."""
     if think is None:
-        return f"<guess>{guess.upper()}</guess>"
-    return f"<think>{think}</think>\n<guess>{guess.upper()}</guess>"
+        return f"<guess>{guess_text(guess, style)}</guess>"
+    return f"<think>{think}</think>\n<guess>{guess_text(guess, style)}</guess>"
 
 
 _GUESS = re.compile(r"<guess>(.*?)</guess>", re.IGNORECASE | re.DOTALL)

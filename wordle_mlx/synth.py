@@ -19,6 +19,10 @@ Think styles:
   or, for a probing word, `SLATE splits 12 into 9`.
 * `count`: only `N words still fit` (what a failed probe used; kept for comparison).
 * `none`: no think block at all, the answer is `<guess>WORD</guess>` (fewest tokens).
+
+Guess style (`prompts.guess_text`): `upper` writes CRANE (SmolLM2 splits it into CR|AN|E); `word`
+writes ` crane`, one whole-word token in most BPE vocabularies, so the model picks a word it knows
+instead of spelling one.
 `think_max_chars` drops the least important scratchpad fields until the text fits.
 
 Everything is seeded (`random.Random(seed)`) and reproducible. Train files never contain eval
@@ -47,9 +51,10 @@ class ThinkField:
     priority: int  # higher is kept longer when trimming
 
 
-def scratchpad_fields(turns: Sequence[Turn], guess: str, n_candidates: int, splits: int | None) -> list[ThinkField]:
+def scratchpad_fields(turns: Sequence[Turn], guess: str, n_candidates: int, splits: int | None,
+                      guess_style: str = "upper") -> list[ThinkField]:
     """The scratchpad's fields for a state and the chosen guess (all true by construction)."""
-    g = guess.upper()
+    g = guess.upper() if guess_style == "upper" else guess.lower()
     if not turns:
         return [ThinkField("no clues yet", 3), ThinkField(f"{n_candidates} possible", 1), ThinkField(f"open with {g}", 10)]
     k = knowledge_from_history(turns)
@@ -69,7 +74,8 @@ def scratchpad_fields(turns: Sequence[Turn], guess: str, n_candidates: int, spli
     return fields
 
 
-def think_text(turns: Sequence[Turn], guess: str, style: str = "scratchpad", max_chars: int = 200) -> str | None:
+def think_text(turns: Sequence[Turn], guess: str, style: str = "scratchpad", max_chars: int = 200,
+               guess_style: str = "upper") -> str | None:
     """A short, true think text for playing `guess` after `turns` (None for style `none`)."""
     if style == "none":
         return None
@@ -83,7 +89,7 @@ def think_text(turns: Sequence[Turn], guess: str, style: str = "scratchpad", max
         from wordle_mlx.game import feedback
 
         splits = len({feedback(guess, c) for c in candidates})
-    fields = scratchpad_fields(turns, guess, len(candidates), splits)
+    fields = scratchpad_fields(turns, guess, len(candidates), splits, guess_style)
     while len(fields) > 1 and len(" | ".join(f.text for f in fields)) > max_chars:
         fields.remove(min(fields, key=lambda f: f.priority))
     return " | ".join(f.text for f in fields)
@@ -170,7 +176,7 @@ def target_policy(name: str, table=None) -> solvers.Policy:
 def sft_records(secrets: Sequence[str], split: str, seed: int = 0, fmt: str = "plain", max_turns: int = 4,
                 policy: str = "entropy", think_style: str = "scratchpad", think_max_chars: int = 200,
                 on_record: Callable[[], None] | None = None, min_turns: int = 0,
-                rejected_rate: float = 0.0) -> Iterator[dict]:
+                rejected_rate: float = 0.0, guess_style: str = "upper") -> Iterator[dict]:
     """One SFT example per secret: state, solver target and a true think text."""
     if think_style not in THINK_STYLES:
         raise ValueError(f"think style: expected one of {', '.join(THINK_STYLES)}, got {think_style!r}")
@@ -180,10 +186,10 @@ def sft_records(secrets: Sequence[str], split: str, seed: int = 0, fmt: str = "p
         state = sampler.sample(secret)
         rejected = sampler.mistakes(state)
         guess = target.guess(state.turns)
-        think = think_text(state.turns, guess, think_style, think_max_chars)
+        think = think_text(state.turns, guess, think_style, think_max_chars, guess_style)
         record = {"secret": secret, "split": split, "turns": _turns_json(state),
                   "messages": build_messages(state.turns, fmt, rejected=rejected),
-                  "completion": format_completion(think, guess),
+                  "completion": format_completion(think, guess, guess_style),
                   "target": guess, "policy": policy, "think_style": think_style, "format": fmt}
         if rejected:
             record["rejected"] = rejected
