@@ -193,30 +193,26 @@ def parse_completion(text: str, strict: bool = False, think: bool = True) -> Par
     `think=False` is the no-think answer format: the strict layout is `<guess>WORD</guess>` alone
     (a think block is then extra_text)."""
     guesses = _GUESS.findall(text or "")
+    format_problems: list[str] = []
+    think_text = None
     if not think:
-        format_problems = [] if _STRICT_NO_THINK.fullmatch(text or "") else ["extra_text"]
-        if not guesses:
-            return Parsed(None, None, None, "no_guess_tag", format_problems, strict)
-        if len(guesses) > 1:
-            return Parsed(None, guesses[0].strip(), None, "several_guess_tags", format_problems, strict)
-        raw = guesses[0].strip()
-        problem = guess_problem(raw)
-        return Parsed(None if problem else raw.lower(), raw, None, problem[0] if problem else None, format_problems, strict)
-    thinks = _THINK.findall(text or "")
-    think = thinks[0].strip() if thinks else None
-    format_problems = []
-    if not thinks:
-        format_problems.append("no_think")
-    elif not think:
-        format_problems.append("empty_think")
-    if thinks and len(guesses) == 1 and (len(thinks) > 1 or _STRICT.fullmatch(text) is None):
-        format_problems.append("extra_text")
+        if not _STRICT_NO_THINK.fullmatch(text or ""):
+            format_problems.append("extra_text")
+    else:
+        thinks = _THINK.findall(text or "")
+        think_text = thinks[0].strip() if thinks else None
+        if not thinks:
+            format_problems.append("no_think")
+        elif not think_text:
+            format_problems.append("empty_think")
+        if thinks and len(guesses) == 1 and (len(thinks) > 1 or _STRICT.fullmatch(text) is None):
+            format_problems.append("extra_text")
     if not guesses:
-        return Parsed(None, None, think, "no_guess_tag", format_problems, strict)
+        return Parsed(None, None, think_text, "no_guess_tag", format_problems, strict)
     if len(guesses) > 1:
-        return Parsed(None, guesses[0].strip(), think, "several_guess_tags", format_problems, strict)
+        return Parsed(None, guesses[0].strip(), think_text, "several_guess_tags", format_problems, strict)
     raw = guesses[0].strip()
     problem = guess_problem(raw)
     if problem is not None:
-        return Parsed(None, raw, think, problem[0], format_problems, strict)
-    return Parsed(raw.lower(), raw, think, None, format_problems, strict)
+        return Parsed(None, raw, think_text, problem[0], format_problems, strict)
+    return Parsed(raw.lower(), raw, think_text, None, format_problems, strict)

@@ -93,7 +93,22 @@ class ConsistentPolicy(Policy):
         return {"name": self.name, "seed": self.seed}
 
 
-class EntropyPolicy(Policy):
+class MemoisedPolicy(Policy):
+    """A deterministic policy: `_decide(history)` is computed once per history."""
+
+    _memo: dict
+
+    def guess(self, history: Sequence[Turn]) -> str:
+        key = history_key(history)
+        if key not in self._memo:
+            self._memo[key] = self._decide(history)
+        return self._memo[key]
+
+    def _decide(self, history: Sequence[Turn]) -> str:
+        raise NotImplementedError
+
+
+class EntropyPolicy(MemoisedPolicy):
     name = "entropy"
 
     def __init__(self, tie_bonus: float = 0.1, opener: str | None = None, table: np.ndarray | None = None):
@@ -101,12 +116,6 @@ class EntropyPolicy(Policy):
         self.table = patterns.load_pattern_table() if table is None else table
         self.opener = opener or patterns.load_opener_entropies()[0][0]
         self._memo: dict[HistoryKey, str] = {}
-
-    def guess(self, history: Sequence[Turn]) -> str:
-        key = history_key(history)
-        if key not in self._memo:
-            self._memo[key] = self._decide(history)
-        return self._memo[key]
 
     def _decide(self, history: Sequence[Turn]) -> str:
         if not history:
@@ -191,7 +200,7 @@ class OptimalTreePolicy(Policy):
         return {"name": self.name, "mode": self.mode, "opener": self.moves[()]}
 
 
-class CandidatePolicy(Policy):
+class CandidatePolicy(MemoisedPolicy):
     """Only ever guesses an answer that fits all feedback so far, chosen by `rank`."""
 
     def __init__(self, rank: str = "frequent", table: np.ndarray | None = None):
@@ -203,12 +212,6 @@ class CandidatePolicy(Policy):
         freq = wordlists.word_frequencies()
         self._freq = np.array([freq.get(w, 0.0) for w in wordlists.answers()])  # (2315,)
         self._memo: dict[HistoryKey, str] = {}
-
-    def guess(self, history: Sequence[Turn]) -> str:
-        key = history_key(history)
-        if key not in self._memo:
-            self._memo[key] = self._decide(history)
-        return self._memo[key]
 
     def _decide(self, history: Sequence[Turn]) -> str:
         answers = wordlists.answers()
