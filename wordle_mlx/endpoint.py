@@ -164,7 +164,7 @@ class EndpointPolicy(Policy):
         conversations = [prompts.build_messages(h, self.fmt, rejected=r) for h, r in zip(histories, rejected)]
         self.last_completions = self.client.complete_many(conversations, self.max_tokens, self.temperature)
         self.last_parsed = [prompts.parse_completion(t, strict=True, think=self.think) for t in self.last_completions]
-        return [p.guess or (p.raw_guess if p.guess_problem != "several_guess_tags" else "") or "" for p in self.last_parsed]
+        return [p.attempt for p in self.last_parsed]
 
     def describe(self) -> dict:
         return {"name": self.label, "endpoint": self.client.url, "model": self.client.model, "format": self.fmt,

@@ -41,10 +41,7 @@ class ModelPolicy(Policy):
                                        logits_processors=self.logits_processors)
         self.last_completions = [g[0].text for g in groups]
         self.last_parsed = [prompts.parse_completion(text, strict=True, think=self.think) for text in self.last_completions]
-        out = []
-        for parsed in self.last_parsed:
-            out.append(parsed.guess or (parsed.raw_guess if parsed.guess_problem != "several_guess_tags" else "") or "")
-        return out
+        return [parsed.attempt for parsed in self.last_parsed]
 
     def describe(self) -> dict:
         return {"name": self.label, "format": self.fmt, "temperature": self.temperature, "think": self.think,

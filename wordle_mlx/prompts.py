@@ -186,6 +186,14 @@ class Parsed:
     def valid(self) -> bool:
         return self.reason is None
 
+    @property
+    def attempt(self) -> str:
+        """What to play: the guess, else the raw text in the tag (so the engine reports why it is
+        invalid and the turn is spent), else "" (no tag, or several)."""
+        if self.guess:
+            return self.guess
+        return (self.raw_guess if self.guess_problem != "several_guess_tags" else "") or ""
+
 
 def parse_completion(text: str, strict: bool = False, think: bool = True) -> Parsed:
     """Extract the guess from a completion; see the module docstring for the reasons.
