@@ -148,8 +148,9 @@ def plot_study(reports: list[dict], out: str | Path, title: str | None = None) -
         for r in points:
             value = 100 * (r.get(key) or 0.0)
             ax.scatter(r["training_minutes"], value, s=40)
-            ax.annotate(r.get("label", "?"), (r["training_minutes"], value), fontsize=7, xytext=(4, 3),
-                        textcoords="offset points")
+            label = str(r.get("label", "?")).removeprefix("SFT ")
+            ax.annotate(label if len(label) <= 32 else label[:30] + "..", (r["training_minutes"], value), fontsize=7,
+                        xytext=(4, 3 + 7 * (points.index(r) % 3)), textcoords="offset points")
         ax.set_xlabel("training wall-clock minutes (this 2-core CPU)")
         ax.set_ylabel(name)
         ax.set_ylim(bottom=0)
