@@ -7,7 +7,7 @@
         [--concurrency 4] [--timeout 60] [--retries 3] --split eval --n 100 [--json OUT]
     python -m scripts.evaluate --compare A.json B.json ...
 
-Policies: random, consistent, entropy, optimal. Splits: eval (315), train (2,000), all (2,315).
+Policies: random, consistent, frequent, candidate-entropy, entropy, optimal. Splits: eval (315), train (2,000), all (2,315).
 The same --n and --seed give the same secrets for every policy and model. Models play greedily by
 default, all games batched; an invalid guess costs the turn and the game goes on.
 """
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
 from wordle_mlx import evaluate, prompts, solvers
+from wordle_mlx.endpoint import EndpointError
 from wordle_mlx import words as wordlists
 
 
@@ -127,11 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         label, meta = args.label or args.policy, {}
     try:
         report = evaluate.evaluate(policy, secrets, split=args.split, seed=args.seed, label=label, **meta)
-    except Exception as err:  # an endpoint that dies mid-run: one line, no traceback
-        from wordle_mlx.endpoint import EndpointError
-
-        if not isinstance(err, EndpointError):
-            raise
+    except EndpointError as err:  # an endpoint that dies mid-run: one line, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 1
     if args.endpoint:

@@ -85,7 +85,7 @@ def reduce_metrics(metrics: dict, world: World, summed: Sequence[str] = SUMMED,
     `ratios` ({key: (numerator, denominator)}) recomputed from the summed counts."""
     if world.size == 1:
         return dict(metrics)
-    keys = [k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None]
+    keys = [k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
     totals = world.all_sum([metrics[k] for k in keys])
     out = dict(metrics)
     for k, total in zip(keys, totals):

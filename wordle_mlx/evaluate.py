@@ -17,9 +17,11 @@ For a model the invalid reason is the parser's (no_guess_tag, wrong_length, ...)
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 from wordle_mlx.game import MAX_GUESSES, GameState, InvalidGuess, is_consistent
@@ -175,9 +177,6 @@ def report_table(reports: Sequence[dict]):
 def training_minutes(adapter_path: str | None) -> float | None:
     """Training wall-clock minutes behind an adapter: its run's last `elapsed_s`, plus the run it
     started from (`model.adapter_path` in the run's config, e.g. SFT before GRPO). None if unknown."""
-    import json
-    from pathlib import Path
-
     if not adapter_path:
         return None
     total, seen = 0.0, set()
