@@ -9,7 +9,7 @@ from unittest import mock
 import mlx.core as mx
 import numpy as np
 
-from wordle_mlx import grpo, models, sft, words
+from wordle_mlx import grpo, logprobs, models, sft, words
 from wordle_mlx.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +75,7 @@ class TestSftRun(unittest.TestCase):
     def test_interrupted_run_resumes_to_the_same_weights(self):
         extra = {"sft.eval_every": 100, "sft.checkpoint_every": 100}
         straight = sft.train(tiny_sft_config(self.tmp.name, "a", iters=4, **extra))
-        real_make_batch = grpo.make_batch
+        real_make_batch = logprobs.make_token_batch
         calls = []
 
         def interrupt_third_step(*args, **kwargs):
@@ -84,7 +84,7 @@ class TestSftRun(unittest.TestCase):
                 raise KeyboardInterrupt
             return real_make_batch(*args, **kwargs)
 
-        with mock.patch.object(grpo, "make_batch", side_effect=interrupt_third_step):
+        with mock.patch.object(logprobs, "make_token_batch", side_effect=interrupt_third_step):
             stopped = sft.train(tiny_sft_config(self.tmp.name, "c", iters=4, **extra))
         self.assertEqual(json.loads((stopped / "checkpoint" / "state.json").read_text())["step"], 2)
         sft.train(load_config(None), resume=stopped)

@@ -65,7 +65,12 @@ class TrainingConfig(_Section):
     epsilon_high: float = Field(0.28, gt=0.0, description="PPO clip above: ratio <= 1 + epsilon_high")
     beta: float = Field(0.0, ge=0.0, description="KL penalty (k3) to the adapters-off model")
     num_iterations: int = Field(1, ge=1, description="optimizer updates per batch of rollouts")
-    loss_batch_size: int = Field(8, ge=1, description="sequences per forward/backward chunk of the loss")
+    loss_batch_size: int = Field(8, ge=1, description="sequences per forward/backward chunk of the loss "
+                                 "(shared_prompt: completions of one group per chunk)")
+    shared_prompt: bool = Field(True, description="GRPO update: each group's prompt once per chunk, log-probs at "
+                                "completion positions only; false = the per-sequence reference path")
+    memory_limit_gb: float | None = Field(None, gt=0.0, description="MLX memory limit (cache limit: a quarter of "
+                                          "it); None = MLX's defaults")
     scale_rewards: bool = Field(True, description="divide group advantages by the group's reward std")
     dynamic_sampling: bool = Field(False, description="resample a zero-variance group once")
     start_states: str | None = Field(None, description="RL start states JSONL from data_synth; None = make them on the fly")
@@ -132,6 +137,8 @@ class SFTConfig(_Section):
     eval_every: int = Field(50, ge=1)
     checkpoint_every: int = Field(50, ge=1)
     max_seq_tokens: int = Field(512, ge=16, description="longer examples are an error, not silently cut")
+    shared_prefix: bool = Field(True, description="run each batch's common prompt prefix (chat template, system "
+                                "prompt) once; logits are always computed at completion positions only")
 
 
 class Config(_Section):

@@ -34,7 +34,7 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_map
 
-from wordle_mlx import lora
+from wordle_mlx import logprobs, lora
 from wordle_mlx.distributed import World
 
 
@@ -77,24 +77,42 @@ def token_logprobs(model, tokens: mx.array, temperature: float = 1.0) -> mx.arra
     return picked - mx.logsumexp(logits, axis=-1)
 
 
-def policy_loss(model, tokens: mx.array, mask: mx.array, advantages: mx.array, old_logprobs: mx.array | None,
-                ref_logprobs: mx.array | None, temperature: float, epsilon: float, epsilon_high: float,
-                beta: float, total_tokens: float) -> tuple[mx.array, tuple[mx.array, mx.array, mx.array]]:
-    """Sum of per-token clipped losses / total_tokens; also (kl sum, clipped-token count, token count)."""
-    logp = token_logprobs(model, tokens, temperature)  # (B, L-1)
-    old = mx.stop_gradient(logp) if old_logprobs is None else old_logprobs
+def clipped_objective(logp: mx.array, old: mx.array, ref: mx.array | None, adv: mx.array, weight: mx.array,
+                      epsilon: float, epsilon_high: float, beta: float,
+                      total_tokens: float) -> tuple[mx.array, tuple[mx.array, mx.array, mx.array]]:
+    """The token-level clipped loss (+ k3 KL) on log-probs of any shape; `weight` 1 for scored tokens, 0 else."""
     ratio = mx.exp(logp - old)
-    adv = advantages[:, None]
     clipped = mx.clip(ratio, 1.0 - epsilon, 1.0 + epsilon_high)
     per_token = -mx.minimum(ratio * adv, clipped * adv)
     kl = mx.zeros_like(logp)
-    if ref_logprobs is not None:
-        delta = ref_logprobs - logp
+    if ref is not None:
+        delta = ref - logp
         kl = mx.exp(delta) - delta - 1.0
         per_token = per_token + beta * kl
-    loss = (per_token * mask).sum() / total_tokens
+    loss = (per_token * weight).sum() / total_tokens
     is_clipped = ((ratio < 1.0 - epsilon) & (adv < 0)) | ((ratio > 1.0 + epsilon_high) & (adv > 0))
-    return loss, (mx.stop_gradient((kl * mask).sum()), (is_clipped * mask).sum(), mask.sum())
+    return loss, (mx.stop_gradient((kl * weight).sum()), (is_clipped * weight).sum(), weight.sum())
+
+
+def policy_loss(model, tokens: mx.array, mask: mx.array, advantages: mx.array, old_logprobs: mx.array | None,
+                ref_logprobs: mx.array | None, temperature: float, epsilon: float, epsilon_high: float,
+                beta: float, total_tokens: float) -> tuple[mx.array, tuple[mx.array, mx.array, mx.array]]:
+    """Reference path: sum of per-token clipped losses / total_tokens over padded (B, L) rows;
+    also (kl sum, clipped-token count, token count)."""
+    logp = token_logprobs(model, tokens, temperature)  # (B, L-1)
+    old = mx.stop_gradient(logp) if old_logprobs is None else old_logprobs
+    return clipped_objective(logp, old, ref_logprobs, advantages[:, None], mask, epsilon, epsilon_high, beta,
+                             total_tokens)
+
+
+def shared_prompt_loss(model, batch: logprobs.TokenBatch, old_logprobs: mx.array | None,
+                       ref_logprobs: mx.array | None, temperature: float, epsilon: float, epsilon_high: float,
+                       beta: float, total_tokens: float) -> tuple[mx.array, tuple[mx.array, mx.array, mx.array]]:
+    """The same loss on a TokenBatch (prompt once, completion positions only): log-probs are (T,)."""
+    logp = logprobs.batch_logprobs(model, batch, temperature)  # (T,)
+    old = mx.stop_gradient(logp) if old_logprobs is None else old_logprobs
+    return clipped_objective(logp, old, ref_logprobs, batch.advantages[batch.rows], mx.ones_like(logp), epsilon,
+                             epsilon_high, beta, total_tokens)
 
 
 @dataclass
@@ -106,6 +124,7 @@ class UpdateSettings:
     num_iterations: int = 1
     loss_batch_size: int = 4
     max_grad_norm: float = 1.0
+    shared_prompt: bool = True  # False: the reference path (every row's whole prompt, full logits)
 
 
 @dataclass
@@ -116,6 +135,8 @@ class UpdateStats:
     grad_norm: float = 0.0
     tokens: int = 0
     sequences: int = 0
+    chunks: int = 0
+    processed_tokens: int = 0  # tokens that went through the model (prefixes once, padding included)
     logprob_s: float = 0.0
     backward_s: float = 0.0
     optimizer_s: float = 0.0
@@ -126,9 +147,77 @@ def _chunks(seqs: Sequence[TrainSequence], size: int) -> list[list[TrainSequence
     return [list(ordered[i : i + size]) for i in range(0, len(ordered), size)]
 
 
+def group_chunks(seqs: Sequence[TrainSequence], size: int) -> list[list[TrainSequence]]:
+    """Chunks of at most `size` sequences that share one prompt (a group), shortest completions together."""
+    groups: dict[tuple, list[TrainSequence]] = {}
+    for s in seqs:
+        groups.setdefault(tuple(s.prompt), []).append(s)
+    out = []
+    for members in groups.values():
+        members = sorted(members, key=lambda s: len(s.completion))
+        out += [members[i : i + size] for i in range(0, len(members), size)]
+    return out
+
+
+class _ReferencePath:
+    """Every row's whole prompt + completion, logits at every position (the original update)."""
+
+    loss = staticmethod(policy_loss)
+
+    @staticmethod
+    def chunks(seqs, size, pad_id):
+        return [make_batch(c, pad_id) for c in _chunks(seqs, size)]
+
+    @staticmethod
+    def targets(chunk) -> float:
+        return float(chunk[1].sum())
+
+    @staticmethod
+    def processed(chunk) -> int:
+        return int(chunk[0].size)
+
+    @staticmethod
+    def logprobs(model, chunk, temperature):
+        return token_logprobs(model, chunk[0], temperature)
+
+    @staticmethod
+    def args(chunk) -> tuple:
+        return chunk
+
+
+class _SharedPromptPath:
+    """Each group's prompt once per chunk, log-probs at completion positions only (wordle_mlx.logprobs)."""
+
+    loss = staticmethod(shared_prompt_loss)
+
+    @staticmethod
+    def chunks(seqs, size, pad_id):
+        return [logprobs.make_token_batch(c, pad_id, share_prefix=True) for c in group_chunks(seqs, size)]
+
+    @staticmethod
+    def targets(chunk) -> float:
+        return float(chunk.num_targets)
+
+    @staticmethod
+    def processed(chunk) -> int:
+        return chunk.prefix_len + int(chunk.inputs.size)
+
+    @staticmethod
+    def logprobs(model, chunk, temperature):
+        return logprobs.batch_logprobs(model, chunk, temperature)
+
+    @staticmethod
+    def args(chunk) -> tuple:
+        return (chunk,)
+
+
 def update(model, optimizer: optim.Optimizer, seqs: Sequence[TrainSequence], settings: UpdateSettings,
            pad_id: int = 0, world: World | None = None) -> UpdateStats:
     """One GRPO update (num_iterations optimizer steps) over the step's sequences.
+
+    `settings.shared_prompt` (default) runs each group's prompt once per chunk of at most
+    `loss_batch_size` of its completions and scores completion positions only; False runs the
+    reference path (whole rows, full logits). Both compute the same loss and gradients.
 
     With a `world` of n > 1 processes (wordle_mlx.distributed) `seqs` are this rank's share: the
     loss is normalised by the completion tokens of all ranks times 1/n and the gradients are
@@ -138,13 +227,15 @@ def update(model, optimizer: optim.Optimizer, seqs: Sequence[TrainSequence], set
     import time
 
     world = world or World()
+    path = _SharedPromptPath if settings.shared_prompt else _ReferencePath
     stats = UpdateStats()
     if settings.beta == 0:
         seqs = [s for s in seqs if s.advantage != 0.0]  # they would add exactly zero gradient
-    chunks = [make_batch(c, pad_id) for c in _chunks(seqs, settings.loss_batch_size)] if seqs else []
-    local_tokens = float(sum(float(m.sum()) for _, m, _ in chunks))
+    chunks = path.chunks(seqs, settings.loss_batch_size, pad_id) if seqs else []
+    local_tokens = float(sum(path.targets(c) for c in chunks))
     global_tokens = world.all_sum([local_tokens])[0]
-    stats.tokens, stats.sequences = int(local_tokens), len(seqs)
+    stats.tokens, stats.sequences, stats.chunks = int(local_tokens), len(seqs), len(chunks)
+    stats.processed_tokens = sum(path.processed(c) for c in chunks)
     if global_tokens == 0:
         return stats  # every rank sees the same global count: all skip together
     normalizer = global_tokens / world.size
@@ -154,20 +245,20 @@ def update(model, optimizer: optim.Optimizer, seqs: Sequence[TrainSequence], set
     olds: list[mx.array | None] = [None] * len(chunks)
     if settings.beta > 0 and chunks:
         with lora.adapters_disabled(model):
-            refs = [mx.stop_gradient(token_logprobs(model, t, settings.temperature)) for t, _, _ in chunks]
+            refs = [mx.stop_gradient(path.logprobs(model, c, settings.temperature)) for c in chunks]
             mx.eval(refs)
     if settings.num_iterations > 1 and chunks:
-        olds = [mx.stop_gradient(token_logprobs(model, t, settings.temperature)) for t, _, _ in chunks]
+        olds = [mx.stop_gradient(path.logprobs(model, c, settings.temperature)) for c in chunks]
         mx.eval(olds)
     stats.logprob_s = time.perf_counter() - start
 
-    loss_and_grad = nn.value_and_grad(model, policy_loss)
+    loss_and_grad = nn.value_and_grad(model, path.loss)
     for _ in range(settings.num_iterations):
         start = time.perf_counter()
         grads, loss_sum, kl_sum, clipped, counted = None, 0.0, 0.0, 0.0, 0.0
-        for (tokens, mask, adv), ref, old in zip(chunks, refs, olds):
+        for chunk, ref, old in zip(chunks, refs, olds):
             (loss, (kl, n_clip, n_tok)), g = loss_and_grad(
-                model, tokens, mask, adv, old, ref, settings.temperature, settings.epsilon, settings.epsilon_high,
+                model, *path.args(chunk), old, ref, settings.temperature, settings.epsilon, settings.epsilon_high,
                 settings.beta, normalizer)
             grads = g if grads is None else tree_map(mx.add, grads, g)
             mx.eval(grads, loss, kl, n_clip, n_tok)

@@ -191,3 +191,21 @@ def estimate_for_config(config: Config) -> tuple[Architecture, MemoryEstimate]:
         except Exception as err:
             raise models.ModelLoadError(f"cannot read {resolved!r} from the Hugging Face hub: {str(err).splitlines()[0]}") from None
     return arch, estimate(arch, weights, config)
+
+
+def set_limits(limit_gb: float | None) -> None:
+    """MLX's memory limit (`training.memory_limit_gb`) and a buffer-cache limit of a quarter of it."""
+    import mlx.core as mx
+
+    if limit_gb is None:
+        return
+    mx.set_memory_limit(int(limit_gb * 2**30))
+    mx.set_cache_limit(int(limit_gb * 2**30 / 4))
+
+
+def usage_gb() -> dict:
+    """What MLX holds now: active arrays, the buffer cache, and the peak since the last reset (GiB)."""
+    import mlx.core as mx
+
+    return {"active_memory_gb": mx.get_active_memory() / 2**30, "cache_memory_gb": mx.get_cache_memory() / 2**30,
+            "peak_memory_gb": mx.get_peak_memory() / 2**30}

@@ -103,12 +103,13 @@ def sample_groups(model, tokenizer, prompts: Sequence[Sequence[int]], n: int, te
 
         start = time.perf_counter()
         tokens: dict[int, list[int]] = {uid: [] for uid in owner}
-        picked: dict[int, list[mx.array]] = {uid: [] for uid in owner}
+        picked: dict[int, list[float]] = {uid: [] for uid in owner}
         finish: dict[int, str] = {}
         while len(finish) < rows:
             for r in generator.next_generated():
                 tokens[r.uid].append(r.token)
-                picked[r.uid].append(r.logprobs[r.token])
+                # a Python float: a slice of r.logprobs would keep the step's (rows, vocab) buffer alive
+                picked[r.uid].append(r.logprobs[r.token].item())
                 if r.finish_reason is not None:
                     finish[r.uid] = r.finish_reason
         stats.decode_s += time.perf_counter() - start
@@ -119,8 +120,7 @@ def sample_groups(model, tokenizer, prompts: Sequence[Sequence[int]], n: int, te
     for uid, (g, i) in owner.items():
         toks = tokens[uid]
         text_tokens = toks[:-1] if (finish[uid] == "stop" and toks and toks[-1] in stops) else toks
-        logprobs = mx.stack(picked[uid]).tolist() if picked[uid] else []
-        out[g][i] = Completion(toks, tokenizer.decode(text_tokens), finish[uid], logprobs)
+        out[g][i] = Completion(toks, tokenizer.decode(text_tokens), finish[uid], picked[uid])
         stats.generated_tokens += len(toks)
     stats.rows += rows
     return out

@@ -31,7 +31,7 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
 
-from wordle_mlx import checkpoint, grpo, jsonl, lora, rollout, runs, synth
+from wordle_mlx import checkpoint, grpo, jsonl, logprobs, lora, memory, rollout, runs, synth
 from wordle_mlx import words as wordlists
 from wordle_mlx.config import Config
 from wordle_mlx.distributed import World, init_world, reduce_metrics
@@ -88,19 +88,24 @@ def length_batches(seqs: list[grpo.TrainSequence], batch_size: int) -> list[list
 
 
 def completion_loss(model, tokens: mx.array, mask: mx.array, normalizer: float | None = None) -> mx.array:
-    """Negative log-likelihood of the completion tokens / normalizer (default: their count = mean)."""
+    """Reference path: NLL of the completion tokens of padded whole rows (full logits) / normalizer
+    (default: their count = mean)."""
     logp = grpo.token_logprobs(model, tokens, 1.0)
     return -(logp * mask).sum() / (mask.sum() if normalizer is None else normalizer)
 
 
-def batch_loss(model, batches: list, pad_id: int) -> float:
+def token_batch_loss(model, batch: logprobs.TokenBatch, normalizer: float | None = None) -> mx.array:
+    """The same loss with the batch's shared prefix run once and logits at completion positions only."""
+    logp = logprobs.batch_logprobs(model, batch, 1.0)  # (T,)
+    return -logp.sum() / (batch.num_targets if normalizer is None else normalizer)
+
+
+def batch_loss(model, batches: list, pad_id: int, share_prefix: bool = True) -> float:
     total, count = 0.0, 0.0
     for batch in batches:
-        tokens, mask, _ = grpo.make_batch(batch, pad_id)
-        loss = completion_loss(model, tokens, mask)
-        n = float(mask.sum())
-        total += float(loss) * n
-        count += n
+        tb = logprobs.make_token_batch(batch, pad_id, share_prefix)
+        total += float(token_batch_loss(model, tb, 1.0))
+        count += tb.num_targets
     return total / max(count, 1.0)
 
 
@@ -161,7 +166,8 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
         if not checkpoint.exists(run_dir):
             raise SFTError(f"--resume: {run_dir} has no checkpoint")
         state = checkpoint.load(run_dir, model, optimizer)
-    loss_and_grad = nn.value_and_grad(model, completion_loss)
+    loss_and_grad = nn.value_and_grad(model, token_batch_loss)
+    memory.set_limits(config.training.memory_limit_gb)
     tokens_per_example = np.mean([len(s.prompt) + len(s.completion) for s in train_seqs])
     if main:
         console.print(f"[bold]SFT[/] {run_dir}  {len(train_seqs)} examples (~{tokens_per_example:.0f} tokens), "
@@ -178,9 +184,10 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
                 order = list(range(len(batches)))
                 random.Random(f"{config.training.seed}-sft-epoch-{epoch}").shuffle(order)
                 start = time.perf_counter()
-                tokens, mask, _ = grpo.make_batch(batches[order[index]], pad_id)
-                normalizer = world.all_sum([float(mask.sum())])[0] / world.size if world.size > 1 else None
-                loss, grads = loss_and_grad(model, tokens, mask, normalizer)
+                mx.reset_peak_memory()
+                batch = logprobs.make_token_batch(batches[order[index]], pad_id, c.shared_prefix)
+                normalizer = world.all_sum([float(batch.num_targets)])[0] / world.size if world.size > 1 else None
+                loss, grads = loss_and_grad(model, batch, normalizer)
                 grads = world.average_gradients(grads)
                 grads, grad_norm = optim.clip_grad_norm(grads, c.max_grad_norm)
                 optimizer.update(model, grads)
@@ -190,14 +197,16 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
                 state["elapsed_s"] += seconds
                 lr = optimizer.learning_rate
                 metrics = {"step": step, "epoch": epoch, "train_loss": float(loss), "grad_norm": float(grad_norm),
-                           "lr": float(lr.item() if hasattr(lr, "item") else lr), "tokens": int(tokens.size),
-                           "tokens_per_s": tokens.size / seconds, "peak_memory_gb": mx.get_peak_memory() / 2**30,
-                           "elapsed_s": state["elapsed_s"]}
+                           "lr": float(lr.item() if hasattr(lr, "item") else lr), "tokens": batch.real_tokens,
+                           "completion_tokens": batch.num_targets,
+                           "processed_tokens": batch.prefix_len + int(batch.inputs.size),
+                           "tokens_per_s": batch.real_tokens / seconds, "examples_per_s": len(batches[order[index]]) / seconds,
+                           **memory.usage_gb(), "elapsed_s": state["elapsed_s"]}
                 metrics = reduce_metrics(metrics, world)
                 if world.size > 1:
                     metrics["epoch"], metrics["elapsed_s"] = epoch, state["elapsed_s"]
                 if (step % c.eval_every == 0 or step == c.iters) and main:
-                    metrics["valid_loss"] = batch_loss(model, valid_batches, pad_id)
+                    metrics["valid_loss"] = batch_loss(model, valid_batches, pad_id, c.shared_prefix)
                 if main:
                     with metrics_file.open("a") as fh:
                         fh.write(json.dumps(metrics) + "\n")

@@ -32,7 +32,7 @@ from pathlib import Path
 import mlx.core as mx
 import numpy as np
 
-from wordle_mlx import checkpoint, evaluate, grpo, jsonl, lora, models, rewards, rollout, runs, synth
+from wordle_mlx import checkpoint, evaluate, grpo, jsonl, lora, memory, models, rewards, rollout, runs, synth
 from wordle_mlx import words as wordlists
 from wordle_mlx.config import Config
 from wordle_mlx.distributed import World, init_world, reduce_metrics
@@ -203,7 +203,7 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
 
 def _step_metrics(step: int, played: dict, states: list[GameState], upd: grpo.UpdateStats, run: RunState,
                   curriculum: rewards.Curriculum, optimizer, rollout_stats: rollout.RolloutStats, timings: dict,
-                  step_s: float) -> dict:
+                  step_s: float, memory_gb: dict) -> dict:
     games = played["games"]
     wins = sum(g.won for g in games)
     totals = [r[3].total for r in played["records"]]
@@ -225,10 +225,11 @@ def _step_metrics(step: int, played: dict, states: list[GameState], upd: grpo.Up
         "resampled_groups": played["resampled"],
         "loss": upd.loss, "kl": upd.kl, "clip_fraction": upd.clip_fraction, "grad_norm": upd.grad_norm,
         "lr": float(lr.item() if hasattr(lr, "item") else lr),
-        "trained_sequences": upd.sequences, "trained_tokens": upd.tokens,
+        "trained_sequences": upd.sequences, "trained_tokens": upd.tokens, "update_chunks": upd.chunks,
+        "processed_tokens": upd.processed_tokens,
         "generated_tokens": rollout_stats.generated_tokens, "generation_tps": rollout_stats.generation_tps,
         "training_tps": upd.tokens / train_s if train_s > 0 else 0.0,
-        "peak_memory_gb": mx.get_peak_memory() / 2**30,
+        **memory_gb,
         "time_prefill_s": rollout_stats.prefill_s, "time_decode_s": rollout_stats.decode_s,
         "time_reward_s": timings["reward_s"], "time_logprob_s": upd.logprob_s, "time_backward_s": upd.backward_s,
         "time_optimizer_s": upd.optimizer_s, "step_s": step_s, "elapsed_s": run.elapsed_s,
@@ -275,7 +276,9 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
     starts = StartStates(config, world)
     settings = grpo.UpdateSettings(temperature=config.sampling.temperature, epsilon=t.epsilon,
                                    epsilon_high=t.epsilon_high, beta=t.beta, num_iterations=t.num_iterations,
-                                   loss_batch_size=t.loss_batch_size, max_grad_norm=t.max_grad_norm)
+                                   loss_batch_size=t.loss_batch_size, max_grad_norm=t.max_grad_norm,
+                                   shared_prompt=t.shared_prompt)
+    memory.set_limits(t.memory_limit_gb)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     trainable, total = lora.count_parameters(model)
     if main:
@@ -298,11 +301,20 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
                 timings = {"reward_s": 0.0}
                 rstats = rollout.RolloutStats()
                 played = play_step(model, tokenizer, states, config, curriculum, timings, rstats)
+                rollout_peak = mx.get_peak_memory() / 2**30
+                mx.clear_cache()  # the rollout's buffers (KV caches, logits) are not the update's shapes
+                mx.reset_peak_memory()
                 upd = grpo.update(model, optimizer, played["seqs"], settings, pad_id, world)
+                used = memory.usage_gb()
+                mx.clear_cache()
+                used.update(active_memory_gb=mx.get_active_memory() / 2**30, rollout_peak_memory_gb=rollout_peak,
+                            update_peak_memory_gb=used["peak_memory_gb"],
+                            peak_memory_gb=max(rollout_peak, used["peak_memory_gb"]))
                 step_s = time.perf_counter() - start
                 run.step = step
                 run.elapsed_s += step_s
-                metrics = _step_metrics(step, played, states, upd, run, curriculum, optimizer, rstats, timings, step_s)
+                metrics = _step_metrics(step, played, states, upd, run, curriculum, optimizer, rstats, timings, step_s,
+                                        used)
                 metrics = reduce_metrics(metrics, world, ratios={"win_rate": ("wins", "games"),
                                                                  "skipped_group_fraction": ("zero_variance_groups", "groups")})
                 run.cumulative_wins += metrics["wins"]
