@@ -5,6 +5,22 @@
     python -m scripts.benchmark rewards
     python -m scripts.benchmark rollout [--config config/quickstart.json]
     python -m scripts.benchmark distributed [--config config/grpo_from_base.json] [--steps 2] [--games 2] [--set K=V]
+    python -m scripts.benchmark update [--games 4] [--generations 8] [--max-tokens 64] [--json FILE]
+    python -m scripts.benchmark sft [--examples 64] [--batch-size 16] [--json FILE]
+
+`update`: the GRPO update on the same sequences (default model, compact prompt, 4 games x 8
+completions sampled by the model, random non-zero advantages) with the reference path (every
+completion re-runs its group's prompt, full-vocabulary logits at every position) and the
+shared-prompt path (each group's prompt once per chunk, logits at completion positions only):
+seconds, training tokens/s, peak memory of each and `speedup` (old time / new time).
+
+`sft`: SFT steps on the same 64 examples in the same order (frequent targets, no think text,
+compact prompt, batch 16): reference loss, completion-only logits, completion-only + shared
+prefix (the default): examples/min, tokens/s, peak memory, the loss of every step (equal), and
+`speedup`; then partial depth (LoRA on all / the top 8 / the top 2 layers): pass time vs
+forward-only time.
+
+Every benchmark runs on a fresh checkout; `--json FILE` writes its figures (update, sft).
 
 `patterns`: the full 12,972 x 2,315 pattern table with our MLX kernel as the package runs it
 (CPU: eager, chunks spread over one stream per core; GPU: mx.compile), the other kernel variant
@@ -38,14 +54,30 @@ import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["patterns", "matmul", "rewards", "rollout", "distributed"])
+    parser.add_argument("what", choices=["patterns", "matmul", "rewards", "rollout", "distributed", "update", "sft"])
     parser.add_argument("--config", default=None,
                         help="config for the train step (rollout: config/quickstart.json; distributed: config/grpo_from_base.json)")
     parser.add_argument("--steps", type=int, default=2, help="distributed: GRPO steps per setting")
-    parser.add_argument("--games", type=int, default=2, help="distributed: games per process per step with 2 processes")
+    parser.add_argument("--games", type=int, default=None,
+                        help="distributed: games per process per step with 2 processes (2); update: game states (4)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="distributed: config override")
     parser.add_argument("--repeats", type=int, default=None, help="best of N runs (default 2 patterns, 3 matmul)")
+    parser.add_argument("--generations", type=int, default=8, help="update: completions per game")
+    parser.add_argument("--max-tokens", type=int, default=64, help="update: longest sampled completion")
+    parser.add_argument("--loss-batch-size", type=int, default=8, help="update: sequences per chunk")
+    parser.add_argument("--format", default="compact", choices=["plain", "symbols", "rows", "compact"],
+                        help="update, sft: prompt format")
+    parser.add_argument("--examples", type=int, default=64, help="sft: examples")
+    parser.add_argument("--batch-size", type=int, default=16, help="sft: batch size")
+    parser.add_argument("--json", default=None, metavar="FILE", help="update, sft: write the figures as JSON")
     args = parser.parse_args(argv)
+    for flag in ("games", "generations", "max_tokens", "loss_batch_size", "examples", "batch_size"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')}: expected >= 1, got {getattr(args, flag)}")
+    if args.what == "update":
+        return update_benchmark(args)
+    if args.what == "sft":
+        return sft_benchmark(args)
     if args.repeats is not None and args.repeats < 1:
         parser.error(f"--repeats: expected >= 1, got {args.repeats}")
     if args.what == "matmul":
@@ -53,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "rollout":
         return rollout_benchmark(args.config or "config/quickstart.json")
     if args.what == "distributed":
-        return distributed_benchmark(args.config or "config/grpo_from_base.json", args.steps, args.games, args.set)
+        return distributed_benchmark(args.config or "config/grpo_from_base.json", args.steps, args.games or 2, args.set)
     if args.what == "rewards":
         from wordle_mlx.benchmarks import benchmark_rewards
 
@@ -94,6 +126,56 @@ def rollout_benchmark(config: str) -> int:
         print(f"  {p:10s} {v:7.2f} s  {100 * v / total:5.1f}%")
     other = total - sum(m[f"time_{p}_s"] for p in parts)
     print(f"  {'other':10s} {other:7.2f} s  {100 * other / total:5.1f}%")
+    return 0
+
+
+def _write_json(path: str | None, figures: dict) -> None:
+    if path:
+        import json
+        from pathlib import Path
+
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(figures, indent=2) + "\n")
+        print(f"figures written to {path}")
+
+
+def update_benchmark(args) -> int:
+    from wordle_mlx.benchmarks import benchmark_update
+
+    r = benchmark_update(games=args.games or 4, generations=args.generations, max_tokens=args.max_tokens,
+                         prompt_format=args.format, loss_batch_size=args.loss_batch_size)
+    print(f"GRPO update: {r['games']} games x {r['generations']} completions ({r['prompt_format']} prompt, "
+          f"{r['mean_prompt_tokens']:.0f} prompt tokens, {r['mean_completion_tokens']:.1f} completion tokens on average), "
+          f"chunks of {r['loss_batch_size']}")
+    for label, name in (("old", "reference (whole rows, full logits)"), ("new", "shared prompt, completion logits")):
+        m = r[label]
+        print(f"{label}: {name:38s} {m['seconds']:7.2f} s  {m['training_tps']:7.1f} training tok/s  "
+              f"{m['processed_tokens']:6d} tokens through the model  peak {m['peak_memory_gb']:.2f} GiB  loss {m['loss']:+.6f}")
+    print(f"same update: largest adapter difference {r['max_adapter_difference']:.2e}")
+    print(f"speedup: {r['speedup']:.1f}x")
+    _write_json(args.json, r)
+    return 0
+
+
+def sft_benchmark(args) -> int:
+    from wordle_mlx.benchmarks import benchmark_sft
+
+    r = benchmark_sft(examples=args.examples, batch_size=args.batch_size, prompt_format=args.format)
+    print(f"SFT: {r['examples']} examples ({r['policy']} targets, think {r['think_style']}, {r['prompt_format']} prompt: "
+          f"{r['mean_prompt_tokens']:.0f} prompt + {r['mean_completion_tokens']:.1f} completion tokens), "
+          f"{r['steps']} steps of {r['batch_size']}, shared prefix {min(r['shared_prefix_tokens'])}-"
+          f"{max(r['shared_prefix_tokens'])} tokens")
+    for label in ("old", "completion_only", "new"):
+        m = r[label]
+        print(f"{label:16s} {m['seconds']:7.2f} s  {m['examples_per_min']:7.1f} examples/min  {m['tokens_per_s']:6.1f} tok/s  "
+              f"peak {m['peak_memory_gb']:.2f} GiB  mean loss {m['mean_loss']:.5f}")
+    print(f"same losses: largest step-loss difference old vs new {r['max_loss_difference']:.2e}")
+    print(f"speedup: {r['speedup']:.2f}x")
+    print("partial depth (new path, LoRA on the top k layers): one pass over the same batches")
+    for k, m in r["depth"].items():
+        print(f"  k={k:>3s}: train {m['train_s']:6.2f} s, forward only {m['forward_s']:6.2f} s, "
+              f"backward + update {m['backward_and_update_s']:6.2f} s")
+    _write_json(args.json, r)
     return 0
 
 

@@ -236,3 +236,155 @@ def benchmark_distributed(config: str, steps: int = 2, games: int = 2, overrides
                           "games": int(sum(m["games"] for m in lines)), "games_per_s": games * 2 / step_s,
                           "world_size": n}
     return out
+
+
+def _lora_default_model(seed: int, num_layers: int = -1):
+    """The default model with fresh LoRA adapters (rank 16, alpha 32, all targets; the configs' LoRA)."""
+    from wordle_mlx import lora, models
+
+    model, tokenizer = models.load_model(models.DEFAULT_MODEL)
+    mx.random.seed(seed)
+    lora.apply_lora(model, lora.LoraSettings(rank=16, alpha=32, num_layers=num_layers))
+    return model, tokenizer
+
+
+def _measured(fn) -> tuple[float, float, object]:
+    """(seconds, peak GiB above what was held before, result) of fn() with a clean buffer cache."""
+    mx.synchronize()
+    mx.clear_cache()
+    mx.reset_peak_memory()
+    base = mx.get_active_memory()
+    start = time.perf_counter()
+    result = fn()
+    mx.synchronize()
+    return time.perf_counter() - start, (mx.get_peak_memory() - base) / 2**30, result
+
+
+def benchmark_update(games: int = 4, generations: int = 8, max_tokens: int = 64, prompt_format: str = "compact",
+                     loss_batch_size: int = 8, seed: int = 0) -> dict:
+    """The GRPO update on the same sequences, the reference path (every completion re-runs its whole
+    prompt, full-vocabulary logits everywhere) vs the shared-prompt path (prompt once per chunk,
+    completion positions only).
+
+    Sequences: `games` game states (data_synth's sampler) in `prompt_format`, `generations`
+    completions each sampled at temperature 1 by the default model with fresh LoRA adapters, random
+    non-zero advantages (every sequence is trained: the worst case). Both paths start from the same
+    adapters with a fresh AdamW (lr 1e-5) after a warm-up on two sequences.
+    """
+    from mlx.utils import tree_flatten, tree_unflatten
+
+    from wordle_mlx import grpo, prompts, rollout, synth
+
+    model, tokenizer = _lora_default_model(seed)
+    sampler = synth.StateSampler(seed)
+    states = [sampler.sample(s) for s in synth.secrets_for("train", games, seed)]
+    prompt_ids = [rollout.chat_prompt(tokenizer, prompts.build_messages(s.turns, prompt_format)) for s in states]
+    mx.random.seed(seed)
+    groups = rollout.sample_groups(model, tokenizer, prompt_ids, generations, 1.0, max_tokens)
+    rng = np.random.default_rng(seed)
+    seqs = [grpo.TrainSequence(p, c.tokens, float(rng.normal())) for p, g in zip(prompt_ids, groups) for c in g]
+    saved = tree_flatten(model.trainable_parameters())
+    out = {"games": games, "generations": generations, "sequences": len(seqs), "prompt_format": prompt_format,
+           "mean_prompt_tokens": float(np.mean([len(p) for p in prompt_ids])),
+           "mean_completion_tokens": float(np.mean([len(s.completion) for s in seqs])),
+           "loss_batch_size": loss_batch_size}
+    finals = {}
+    for label, shared in (("old", False), ("new", True)):
+        settings = grpo.UpdateSettings(loss_batch_size=loss_batch_size, shared_prompt=shared)
+        model.update(tree_unflatten(saved))
+        grpo.update(model, grpo.make_optimizer(1e-5, 10, 0, 0.0), seqs[:2], settings)  # warm-up
+        model.update(tree_unflatten(saved))
+        optimizer = grpo.make_optimizer(1e-5, 10, 0, 0.0)
+        seconds, peak, stats = _measured(lambda: grpo.update(model, optimizer, seqs, settings))
+        finals[label] = {k: np.array(v) for k, v in tree_flatten(model.trainable_parameters())}
+        real = sum(len(s.prompt) + len(s.completion) for s in seqs)
+        out[label] = {"seconds": seconds, "peak_memory_gb": peak, "loss": stats.loss, "chunks": stats.chunks,
+                      "trained_tokens": stats.tokens, "processed_tokens": stats.processed_tokens,
+                      "training_tps": stats.tokens / seconds, "sequence_tps": real / seconds}
+    out["max_adapter_difference"] = max(float(np.abs(finals["old"][k] - finals["new"][k]).max()) for k in finals["old"])
+    out["speedup"] = out["old"]["seconds"] / out["new"]["seconds"]
+    return out
+
+
+def benchmark_sft(examples: int = 64, batch_size: int = 16, prompt_format: str = "compact", policy: str = "frequent",
+                  think_style: str = "none", depth_layers: tuple[int, ...] = (8, 2), seed: int = 0) -> dict:
+    """SFT on the same examples in the same order: the reference loss (whole padded rows,
+    full-vocabulary logits everywhere), completion-only logits, and completion-only logits with
+    each batch's common prefix (chat template + system prompt) run once (the default).
+
+    Then partial depth: one pass over the same batches with LoRA on the top k layers only, as
+    forward + backward + AdamW and as forward only; when the backward stops at the first adapted
+    layer, the step minus the forward shrinks with k.
+    """
+    from mlx.utils import tree_flatten, tree_unflatten
+
+    import mlx.nn as nn
+
+    from wordle_mlx import grpo, logprobs, sft, synth
+
+    model, tokenizer = _lora_default_model(seed)
+    secrets = synth.secrets_for("train", examples, seed)
+    records = list(synth.sft_records(secrets, "train", seed, prompt_format, 4, policy, think_style, 120,
+                                     rejected_rate=0.2))
+    seqs = [sft.tokenize(tokenizer, r, 1024) for r in records]
+    batches = sft.length_batches(seqs, batch_size)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    saved = tree_flatten(model.trainable_parameters())
+    real = sum(len(s.prompt) + len(s.completion) for s in seqs)
+    out = {"examples": len(seqs), "batch_size": batch_size, "steps": len(batches), "prompt_format": prompt_format,
+           "policy": policy, "think_style": think_style, "tokens": real,
+           "mean_prompt_tokens": float(np.mean([len(s.prompt) for s in seqs])),
+           "mean_completion_tokens": float(np.mean([len(s.completion) for s in seqs])),
+           "shared_prefix_tokens": [logprobs.common_prefix_len(b) for b in batches]}
+
+    variants = {
+        "old": (sft.completion_loss, lambda b: grpo.make_batch(b, pad_id)[:2]),
+        "completion_only": (sft.token_batch_loss, lambda b: (logprobs.make_token_batch(b, pad_id, False),)),
+        "new": (sft.token_batch_loss, lambda b: (logprobs.make_token_batch(b, pad_id, True),)),
+    }
+
+    def run(loss_fn, make) -> list[float]:
+        optimizer = grpo.make_optimizer(2e-4, len(batches), 0, 0.0)
+        step = nn.value_and_grad(model, loss_fn)
+        losses = []
+        for batch in batches:
+            loss, grads = step(model, *make(batch))
+            optimizer.update(model, grads)
+            mx.eval(model.trainable_parameters(), optimizer.state, loss)
+            losses.append(float(loss))
+        return losses
+
+    for label, (loss_fn, make) in variants.items():
+        model.update(tree_unflatten(saved))
+        run(loss_fn, lambda b: make(b))  # warm-up pass (not timed), then the same pass from the same start
+        model.update(tree_unflatten(saved))
+        seconds, peak, losses = _measured(lambda: run(loss_fn, make))
+        out[label] = {"seconds": seconds, "peak_memory_gb": peak, "losses": losses, "mean_loss": float(np.mean(losses)),
+                      "examples_per_min": 60 * len(seqs) / seconds, "tokens_per_s": real / seconds}
+    out["max_loss_difference"] = max(abs(a - b) for a, b in zip(out["old"]["losses"], out["new"]["losses"]))
+    out["speedup"] = out["old"]["seconds"] / out["new"]["seconds"]
+
+    depth = {}
+    token_batches = [logprobs.make_token_batch(b, pad_id, True) for b in batches]
+    layers = len(model.layers)
+    for k in (layers, *depth_layers):
+        m, _ = _lora_default_model(seed, num_layers=k)
+        step = nn.value_and_grad(m, sft.token_batch_loss)
+        optimizer = grpo.make_optimizer(2e-4, len(batches), 0, 0.0)
+
+        def train_pass():
+            for tb in token_batches:
+                loss, grads = step(m, tb)
+                optimizer.update(m, grads)
+                mx.eval(m.trainable_parameters(), optimizer.state, loss)
+
+        def forward_pass():
+            for tb in token_batches:
+                mx.eval(sft.token_batch_loss(m, tb))
+
+        train_pass()  # warm-up
+        train_s, _, _ = _measured(train_pass)
+        forward_s, _, _ = _measured(forward_pass)
+        depth[str(k)] = {"train_s": train_s, "forward_s": forward_s, "backward_and_update_s": train_s - forward_s}
+    out["depth"] = depth
+    return out
