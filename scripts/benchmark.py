@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=2, help="distributed: GRPO steps per setting")
     parser.add_argument("--games", type=int, default=None,
                         help="distributed: games per process per step with 2 processes (2); update: game states (4)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="distributed: config override")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="rollout, distributed: config override")
     parser.add_argument("--repeats", type=int, default=None, help="best of N runs (default 2 patterns, 3 matmul)")
     parser.add_argument("--generations", type=int, default=8, help="update: completions per game")
     parser.add_argument("--max-tokens", type=int, default=64, help="update: longest sampled completion")
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "matmul":
         return matmul(args.repeats or 3)
     if args.what == "rollout":
-        return rollout_benchmark(args.config or "config/quickstart.json")
+        return rollout_benchmark(args.config or "config/quickstart.json", args.set)
     if args.what == "distributed":
         return distributed_benchmark(args.config or "config/grpo_from_base.json", args.steps, args.games or 2, args.set)
     if args.what == "rewards":
@@ -107,8 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if r["identical"] else 1
 
 
-def rollout_benchmark(config: str) -> int:
+def rollout_benchmark(config: str, overrides: list[str]) -> int:
     from wordle_mlx.benchmarks import benchmark_rollout, benchmark_train_step
+    from wordle_mlx.config import ConfigError
+    from wordle_mlx.models import ModelLoadError
+    from wordle_mlx.train_rl import TrainingError
 
     r = benchmark_rollout()
     print(f"trainer rollout : {r['rows']} rows, {r['ours_tokens']} tokens in {r['ours_s']:.1f} s "
@@ -116,7 +120,13 @@ def rollout_benchmark(config: str) -> int:
     print(f"mlx_lm.generate : {r['baseline_calls']} calls, {r['baseline_tokens']} tokens in {r['baseline_s']:.1f} s "
           f"= {r['baseline_tps']:.1f} tok/s")
     print(f"speed-up: {r['speedup']:.1f}x")
-    m = benchmark_train_step(config)
+    try:
+        m = benchmark_train_step(config, tuple(overrides))
+    except (ConfigError, ModelLoadError, TrainingError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if m["note"]:
+        print(f"note: {m['note']}")
     parts = ["prefill", "decode", "reward", "logprob", "backward", "optimizer"]
     total = m["step_s"]
     print(f"one GRPO step ({config}): {total:.1f} s, {m['groups']} groups, {m['trained_sequences']} sequences trained, "
@@ -126,6 +136,8 @@ def rollout_benchmark(config: str) -> int:
         print(f"  {p:10s} {v:7.2f} s  {100 * v / total:5.1f}%")
     other = total - sum(m[f"time_{p}_s"] for p in parts)
     print(f"  {'other':10s} {other:7.2f} s  {100 * other / total:5.1f}%")
+    print(f"  memory: rollout peak {m['rollout_peak_memory_gb']:.2f} GiB, update peak {m['update_peak_memory_gb']:.2f} GiB, "
+          f"active after the step {m['active_memory_gb']:.2f} GiB")
     return 0
 
 

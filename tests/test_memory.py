@@ -7,6 +7,7 @@ from pathlib import Path
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
+import numpy as np
 from mlx_lm.models.cache import make_prompt_cache
 
 from tests.tiny import tiny_model, tiny_model_dir
@@ -82,6 +83,44 @@ class TestMemoryEstimate(unittest.TestCase):
             measured = measured_step_activations(model, batch, length)
             self.assertGreater(measured / estimate, 0.6, (batch, length, measured, estimate))
             self.assertLess(measured / estimate, 1.4, (batch, length, measured, estimate))
+
+    def test_shared_prompt_activations_within_25_percent_of_measured_peak(self):
+        from wordle_mlx import grpo, logprobs
+
+        for batch, prompt, completion in [(4, 64, 16), (8, 128, 32), (8, 100, 10)]:
+            model = tiny_model(layers=2, hidden=128, heads=4, kv_heads=2, intermediate=256)
+            lora.apply_lora(model, lora.LoraSettings(rank=8))
+            arch = memory.Architecture(layers=2, hidden=128, intermediate=256, heads=4, kv_heads=2, head_dim=32,
+                                       vocab=model.args.vocab_size, act_bytes=4)
+            rng = np.random.default_rng(0)
+            ids = [int(t) for t in rng.integers(3, 260, size=prompt)]
+            seqs = [grpo.TrainSequence(ids, [int(t) for t in rng.integers(3, 260, size=completion)], 1.0)
+                    for _ in range(batch)]
+            chunk = logprobs.make_token_batch(seqs)
+            optimizer = optim.AdamW(1e-4)
+
+            def loss_fn(m, b):
+                return grpo.shared_prompt_loss(m, b, None, None, 1.0, 0.2, 0.28, 0.0, 1.0)[0]
+
+            step = nn.value_and_grad(model, loss_fn)
+            for i in range(2):  # the second step is measured (the first allocates optimizer state)
+                if i == 1:
+                    mx.synchronize()
+                    mx.clear_cache()
+                    base = mx.get_active_memory()
+                    mx.reset_peak_memory()
+                loss, grads = step(model, chunk)
+                optimizer.update(model, grads)
+                mx.eval(model.parameters(), optimizer.state, loss)
+                del loss, grads
+            measured = mx.get_peak_memory() - base
+            estimate = memory.shared_prompt_activation_bytes(arch, batch, prompt, completion)
+            self.assertLess(abs(estimate - measured), 0.25 * measured, (batch, prompt, completion, measured, estimate))
+
+    def test_shared_prompt_estimate_is_the_default_and_smaller(self):
+        shared = memory.estimate(self.arch, self.weights, load_config(None))
+        reference = memory.estimate(self.arch, self.weights, load_config(None, ["training.shared_prompt=false"]))
+        self.assertLess(shared.train_activations, reference.train_activations)
 
     def test_estimate_scales_kv_with_generations(self):
         small = memory.estimate(self.arch, self.weights, load_config(None, ["sampling.num_generations=4"]))

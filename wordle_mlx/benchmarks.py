@@ -180,19 +180,34 @@ def benchmark_rollout(games: int = 4, generations: int = 8, max_tokens: int = 64
             "baseline_tokens": base_tokens, "baseline_s": base_s, "baseline_tps": base_tps, "speedup": ours_tps / base_tps}
 
 
-def benchmark_train_step(config_path: str = "config/quickstart.json") -> dict:
-    """Run one real GRPO step with `config_path` in a temporary run directory; return its metrics line."""
+def benchmark_train_step(config_path: str = "config/quickstart.json", overrides: tuple[str, ...] = ()) -> dict:
+    """Run one real GRPO step with `config_path` in a temporary run directory; return its metrics line.
+
+    A config whose `model.adapter_path` does not exist yet (e.g. the quickstart's, made by the SFT
+    quickstart) runs from the base model instead; the returned line says so under `note`.
+    """
     import json
     import tempfile
+    from pathlib import Path
+
+    from rich.console import Console
 
     from wordle_mlx import train_rl
     from wordle_mlx.config import load_config
 
+    sets = [*overrides, "training.steps=1", "logging.progress=false", "training.eval_every=0"]
+    note = None
+    adapter = load_config(config_path, sets).model.adapter_path
+    if adapter and not Path(adapter).exists():
+        note = (f"{adapter} does not exist yet (python -m scripts.train_sft makes it); "
+                "this step starts from the base model")
+        sets.append("model.adapter_path=null")
     with tempfile.TemporaryDirectory() as tmp:
-        config = load_config(config_path, [f"logging.logs_dir={tmp}", "logging.run_name=bench", "training.steps=1",
-                                           "logging.progress=false"])
-        run_dir = train_rl.train(config)
-        return json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])
+        config = load_config(config_path, [f"logging.logs_dir={tmp}", "logging.run_name=bench", *sets])
+        run_dir = train_rl.train(config, console=Console(quiet=True))
+        metrics = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])
+    metrics["note"] = note
+    return metrics
 
 
 def benchmark_distributed(config: str, steps: int = 2, games: int = 2, overrides: tuple[str, ...] = ()) -> dict:
