@@ -6,7 +6,11 @@ Algorithm (per step, over every group sampled while playing the step's games):
   contributes nothing: it is counted (and, with beta = 0, left out of the forward/backward).
 * log-probs are recomputed teacher-forced on the exact prompt + completion token ids (never from
   re-tokenised text), from logits divided by the sampling temperature; only completion positions
-  count (the mask), and the stop token is one of them.
+  count, and the stop token is one of them. The default (shared-prompt) path runs each group's
+  prompt once per chunk of its completions, with gradients, and computes logits only at
+  completion positions (wordle_mlx.logprobs); the reference path (`shared_prompt=False`) runs every
+  row's whole prompt + completion with full logits and a mask. Both give the same loss and
+  gradients (tests), the first with far less work.
 * token-level clipped objective (DAPO-style normalisation over all completion tokens of the step):
     ratio = exp(logp - logp_old),  loss_t = -min(ratio * A, clip(ratio, 1 - eps, 1 + eps_high) * A)
             + beta * (exp(ref - logp) - (ref - logp) - 1)        (k3 KL to the adapters-off model)
