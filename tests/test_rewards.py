@@ -67,11 +67,20 @@ class TestComponents(unittest.TestCase):
         self.assertEqual(rewards.think_length_reward("x" * 300, 200), -0.5)
         self.assertEqual(rewards.think_length_reward("x" * 5000, 200), -1.0)
 
-    def test_breakdown_total_is_the_weighted_sum(self):
-        b = rewards.score(ok("hello"), STATE)
+    def test_breakdown_total_is_the_weighted_sum_without_ordering(self):
+        b = rewards.score(ok("hello"), STATE, config=RewardsConfig(ordering=False))
         w = RewardsConfig().weights
         self.assertAlmostEqual(b.total, sum(getattr(w, k) * v for k, v in b.components.items()))
         self.assertEqual(set(b.components), set(rewards.COMPONENTS))
+
+    def test_ordering_adds_the_tier_offset(self):
+        config = RewardsConfig()
+        w = config.weights
+        gap = rewards.tier_gap(w, config.early_win_bonus)
+        for word, tier in (("hello", 2), ("slate", 1), ("crane", 0)):  # fits / does not fit / repeated
+            b = rewards.score(ok(word), STATE, config=config)
+            self.assertEqual(rewards.tier(b.components), tier, word)
+            self.assertAlmostEqual(b.total, sum(getattr(w, k) * v for k, v in b.components.items()) + tier * gap)
 
 
 JUNK = [
@@ -118,6 +127,78 @@ class TestInvalidNeverBeatsValid(unittest.TestCase):
         b = [rewards.score(t, STATE).total for t in ["nothing", "<guess>cranes</guess>", "<guess>abcde</guess>"]]
         self.assertLess(b[0], b[1])
         self.assertLess(b[1], b[2])
+
+
+def engine_states(n: int, seed: int = 0) -> list[GameState]:
+    """Start states as training makes them: train secrets with 0-4 turns of sensible play."""
+    from wordle_mlx import synth
+
+    sampler = synth.StateSampler(seed, max_turns=5)
+    return [sampler.sample(s) for s in synth.secrets_for("train", n, seed)]
+
+
+def fuzzed_completions(state: GameState, rng: random.Random, allowed: list[str], candidates: list[str]) -> list[str]:
+    """Valid guesses that fit, that do not fit and repeats, each in several layouts, plus junk."""
+    played = [t.guess for t in state.turns]
+    fits = rng.sample(candidates, min(len(candidates), 12))
+    others = [w for w in rng.sample(allowed, 60) if w not in played and w not in candidates][:20]
+    layouts = [lambda w: format_completion("short", w), lambda w: f"<guess>{w.upper()}</guess>",
+               lambda w: format_completion("x" * 900, w), lambda w: f"<think>a</think> <guess> {w} </guess> trailing"]
+    out = [layout(w) for w in fits + others + played for layout in layouts]
+    return out + JUNK + [f"<guess>{w[:4]}</guess>" for w in fits[:3]]
+
+
+class TestRewardOrdering(unittest.TestCase):
+    """Property: in every engine-made state, for every weight setting (both curriculum phases and
+    random ones, zeros included) and win bonus: invalid < repeated < valid not fitting < fitting."""
+
+    def tiers(self, state, completions, weights, config):
+        info = rewards.information_bits(state.turns, [p.guess for p in map(parse_completion, completions) if p.guess])
+        scored = [rewards.score_parsed(parse_completion(c, strict=True), state, weights, config, info)
+                  for c in completions]
+        invalid = [b.total for b in scored if not b.valid]
+        repeated = [b.total for b in scored if b.repeated]
+        not_fitting = [b.total for b in scored if b.valid and not b.repeated and not b.consistent]
+        fitting = [b.total for b in scored if b.consistent]
+        return invalid, repeated, not_fitting, fitting
+
+    def test_fitting_above_not_fitting_above_repeated_above_invalid(self):
+        rng = random.Random(11)
+        allowed = words.allowed()
+        weights = weight_sets() + [RewardWeights(**{k: 0.0 for k in rewards.COMPONENTS}),
+                                   RewardWeights(consistency=0.0, repeat=0.0, information=3.0, win=3.0)]
+        checked = {"repeated": 0, "not_fitting": 0}
+        for state in engine_states(40, seed=3):
+            candidates = rewards.information_bits(state.turns, []).candidates
+            completions = fuzzed_completions(state, rng, allowed, candidates)
+            for w in weights:
+                config = RewardsConfig(early_win_bonus=rng.choice([0.0, 0.1, 0.5]))
+                invalid, repeated, not_fitting, fitting = self.tiers(state, completions, w, config)
+                where = (state.secret, [t.guess for t in state.turns], w)
+                self.assertTrue(fitting and invalid, where)
+                self.assertEqual(bool(not_fitting), bool(state.turns), where)  # before any feedback every word fits
+                self.assertLess(max(invalid), min(not_fitting + fitting), where)
+                if not_fitting:
+                    self.assertLess(max(not_fitting), min(fitting), where)
+                    checked["not_fitting"] += 1
+                if repeated:
+                    self.assertLess(max(repeated), min(not_fitting), where)
+                    self.assertLess(max(invalid), min(repeated), where)
+                    checked["repeated"] += 1
+        self.assertGreater(checked["repeated"], 100)  # most states have earlier turns to repeat
+        self.assertGreater(checked["not_fitting"], 100)
+
+    def test_without_ordering_a_guess_that_does_not_fit_can_win_the_group(self):
+        rng = random.Random(12)
+        allowed = words.allowed()
+        broken = 0
+        for state in engine_states(8, seed=4):
+            candidates = rewards.information_bits(state.turns, []).candidates
+            completions = fuzzed_completions(state, rng, allowed, candidates)
+            for w in weight_sets():
+                _, repeated, not_fitting, fitting = self.tiers(state, completions, w, RewardsConfig(ordering=False))
+                broken += bool(not_fitting) and max(not_fitting) > min(fitting)
+        self.assertGreater(broken, 0)  # so the property test above can fail
 
 
 class TestCurriculum(unittest.TestCase):

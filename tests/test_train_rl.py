@@ -50,8 +50,12 @@ class TestTrainLoop(unittest.TestCase):
         self.assertEqual([m["step"] for m in metrics], [1, 2])
         for key in ["games", "wins", "win_rate", "cumulative_wins", "mean_turns", "reward_mean", "reward_std",
                     "reward_format", "reward_information", "skipped_group_fraction", "loss", "kl", "clip_fraction",
-                    "grad_norm", "lr", "generated_tokens", "generation_tps", "training_tps", "peak_memory_gb", "elapsed_s"]:
+                    "grad_norm", "lr", "generated_tokens", "generation_tps", "training_tps", "peak_memory_gb", "elapsed_s",
+                    "consistent_rate", "repeat_rate", "groups_with_consistent", "consistent_group_fraction",
+                    "reward_consistency", "reward_repeat"]:
             self.assertIn(key, metrics[0])
+        for m in metrics:
+            self.assertEqual(m["consistent_group_fraction"], m["groups_with_consistent"] / m["groups"])
         self.assertGreater(metrics[0]["grad_norm"], 0.0)  # an update really happened
         self.assertEqual(len(lines(run_dir / "samples.jsonl")), 4)  # 2 per step
         ckpt = run_dir / "checkpoint"
@@ -100,6 +104,23 @@ class TestTrainLoop(unittest.TestCase):
         train_rl.train(tiny_config(self.logs, "dup", steps=1))
         with self.assertRaisesRegex(train_rl.TrainingError, "--resume"):
             train_rl.train(tiny_config(self.logs, "dup", steps=1))
+
+
+class TestBestGuess(unittest.TestCase):
+    def test_the_game_never_advances_on_a_repeat(self):
+        from wordle_mlx import rewards
+        from wordle_mlx.config import RewardsConfig
+        from wordle_mlx.game import GameState
+        from wordle_mlx.prompts import format_completion
+
+        state = GameState("hello").play("crane").play("slate")
+        config = RewardsConfig(ordering=False, weights=RewardsConfig().weights.model_copy(update={"repeat": 0.0}))
+        group = rewards.score_group([format_completion("x", "crane"), "junk"], state, config=config)
+        self.assertTrue(group[0].repeated)
+        self.assertIsNone(train_rl._best_valid(group))  # only a repeat: the game cannot advance on it
+        group = rewards.score_group([format_completion("x", "crane"), format_completion("x", "pious")], state,
+                                    config=config)
+        self.assertEqual(train_rl._best_valid(group), "pious")
 
 
 class TestTrainCli(unittest.TestCase):

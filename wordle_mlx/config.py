@@ -107,6 +107,8 @@ class RewardsConfig(_Section):
     early_win_bonus: float = Field(0.1, ge=0.0, description="extra win reward per unused guess")
     strict_format: bool = Field(True, description="format reward 1.0 needs exactly <think>..</think><guess>..</guess>")
     think_target_chars: int = Field(300, ge=1, description="think longer than this costs (if think_length > 0)")
+    ordering: bool = Field(True, description="valid guesses in tiers: fits the feedback > does not fit > repeated "
+                           "(any weights); false = the plain weighted sum")
 
 
 class LoggingConfig(_Section):

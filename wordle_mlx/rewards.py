@@ -20,6 +20,17 @@ at least L = sum_k w_k * min_k (the ranges above); an invalid completion scores
 L - 1 + 0.5 * format_k (format_k in {0, 0.1, 0.5}), i.e. at most L - 0.75, and keeps the
 ordering no tags < wrong shape < not a word. Nothing else (length, think) is scored for it.
 
+The ordering this project needs on top of it (`rewards.ordering`, default on): among valid guesses,
+one that fits all feedback so far scores strictly above every one that does not, and a repeated
+word strictly below every valid word not yet played, in every state and under any non-negative
+weights (both curriculum phases). With U the highest total a valid guess can reach, each valid
+guess gets tier * (U - L + 1) on top of its weighted sum, tier 0 for a repeat (a repeat never fits:
+it would have won), 1 for another valid word, 2 for a word that fits; the tiers cannot overlap,
+and the invalid floor stays below tier 0. Within a tier the weighted sum (format layout,
+feedback, information, win, think length) still orders the guesses, so information gain and the
+win are kept on top of the ordering, not replaced by it. `ordering=false` is the plain weighted
+sum (for ablations; a property test shows inconsistent guesses can then outscore consistent ones).
+
 Curriculum: format-heavy weights until the rolling format compliance of the last `window`
 completions reaches `switch_threshold` (default 90%), strategy-heavy weights from then on.
 
@@ -100,9 +111,28 @@ def think_length_reward(think: str | None, target_chars: int) -> float:
 
 
 def valid_lower_bound(weights: RewardWeights, early_win_bonus: float, max_guesses: int = 6) -> float:
-    """The lowest total any valid guess can get under `weights`."""
+    """The lowest weighted sum any valid guess can get under `weights`."""
     ranges = component_ranges(early_win_bonus, max_guesses)
     return sum(getattr(weights, k) * ranges[k][0] for k in COMPONENTS)
+
+
+def valid_upper_bound(weights: RewardWeights, early_win_bonus: float, max_guesses: int = 6) -> float:
+    """The highest weighted sum any valid guess can get under `weights`."""
+    ranges = component_ranges(early_win_bonus, max_guesses)
+    return sum(getattr(weights, k) * ranges[k][1] for k in COMPONENTS)
+
+
+def tier(components: dict[str, float]) -> int:
+    """0 a repeated word, 1 a valid word that does not fit the feedback, 2 one that fits."""
+    if components["repeat"] < 0:
+        return 0
+    return 2 if components["consistency"] >= 1.0 else 1
+
+
+def tier_gap(weights: RewardWeights, early_win_bonus: float, max_guesses: int = 6) -> float:
+    """Offset between tiers: wider than the whole range of valid weighted sums, so tiers never overlap."""
+    return valid_upper_bound(weights, early_win_bonus, max_guesses) - valid_lower_bound(weights, early_win_bonus,
+                                                                                      max_guesses) + 1.0
 
 
 @dataclass
@@ -114,6 +144,15 @@ class RewardBreakdown:
     @property
     def valid(self) -> bool:
         return self.parsed.guess is not None
+
+    @property
+    def consistent(self) -> bool:
+        """A valid guess that fits all feedback so far (never a repeat)."""
+        return self.valid and self.components["consistency"] >= 1.0
+
+    @property
+    def repeated(self) -> bool:
+        return self.valid and self.components["repeat"] < 0
 
 
 @dataclass
@@ -159,6 +198,8 @@ def score_parsed(parsed: Parsed, state: GameState, weights: RewardWeights, confi
         "think_length": think_length_reward(parsed.think, config.think_target_chars),
     }
     total = sum(getattr(weights, k) * v for k, v in components.items())
+    if config.ordering:
+        total += tier(components) * tier_gap(weights, config.early_win_bonus, state.max_guesses)
     return RewardBreakdown(total, components, parsed)
 
 

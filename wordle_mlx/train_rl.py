@@ -7,7 +7,7 @@ One step:
    completions per game from prefilled-and-forked KV caches (wordle_mlx.rollout), score them
    (wordle_mlx.rewards, curriculum weights), compute group advantages (zero-variance groups are
    counted and logged, optionally resampled once), and advance each game with the group's best
-   valid guess; a game with no valid guess in its group ends as a loss;
+   valid guess that is not a repeat; a game with no such guess in its group ends as a loss;
 3. one GRPO update over all groups of the step (wordle_mlx.grpo);
 4. one JSONL metrics line, a few samples, a checkpoint every `checkpoint_every` steps, an
    evaluation on a fixed eval subset every `eval_every` steps.
@@ -147,7 +147,8 @@ def load_checkpoint(run_dir: Path, model, optimizer, curriculum: rewards.Curricu
 
 
 def _best_valid(breakdowns: list[rewards.RewardBreakdown]) -> str | None:
-    valid = [b for b in breakdowns if b.valid]
+    """The group's best valid guess that is not a repeat (None: the game cannot advance)."""
+    valid = [b for b in breakdowns if b.valid and not b.repeated]
     return max(valid, key=lambda b: b.total).parsed.guess if valid else None
 
 
@@ -159,7 +160,7 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
     ended_invalid = [False] * len(games)
     seqs: list[grpo.TrainSequence] = []
     records = []  # (game index, state, completion, breakdown, advantage)
-    groups = zero_groups = resampled = turns_played = 0
+    groups = zero_groups = resampled = turns_played = consistent_groups = 0
     while True:
         active = [i for i, g in enumerate(games) if not g.finished and not ended_invalid[i]]
         if not active:
@@ -187,6 +188,7 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
                 timings["reward_s"] += time.perf_counter() - start
             groups += 1
             zero_groups += int(zero)
+            consistent_groups += int(any(b.consistent for b in scored))
             curriculum.update(scored)
             for c, b, a in zip(group, scored, advantages):
                 seqs.append(grpo.TrainSequence(prompt, c.tokens, float(a)))
@@ -198,7 +200,8 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
                 games[i] = state.play(best)
             turns_played += 1
     return {"games": games, "ended_invalid": ended_invalid, "seqs": seqs, "records": records, "groups": groups,
-            "zero_groups": zero_groups, "resampled": resampled, "turns_played": turns_played}
+            "zero_groups": zero_groups, "resampled": resampled, "turns_played": turns_played,
+            "consistent_groups": consistent_groups}
 
 
 def _step_metrics(step: int, played: dict, states: list[GameState], upd: grpo.UpdateStats, run: RunState,
@@ -218,7 +221,12 @@ def _step_metrics(step: int, played: dict, states: list[GameState], upd: grpo.Up
         "games_ended_no_valid_guess": int(sum(played["ended_invalid"])),
         "reward_mean": float(np.mean(totals)), "reward_std": float(np.std(totals)),
         **{f"reward_{k}": v for k, v in comps.items()},
-        "valid_guess_rate": float(np.mean(valid)), "format_compliance": curriculum.compliance,
+        "valid_guess_rate": float(np.mean(valid)),
+        "consistent_rate": float(np.mean([r[3].consistent for r in played["records"]])),
+        "repeat_rate": float(np.mean([r[3].repeated for r in played["records"]])),
+        "groups_with_consistent": played["consistent_groups"],
+        "consistent_group_fraction": played["consistent_groups"] / max(played["groups"], 1),
+        "format_compliance": curriculum.compliance,
         "curriculum": "strategy" if curriculum.switched else "format",
         "groups": played["groups"], "zero_variance_groups": played["zero_groups"],
         "skipped_group_fraction": played["zero_groups"] / max(played["groups"], 1),
@@ -316,7 +324,8 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
                 metrics = _step_metrics(step, played, states, upd, run, curriculum, optimizer, rstats, timings, step_s,
                                         used)
                 metrics = reduce_metrics(metrics, world, ratios={"win_rate": ("wins", "games"),
-                                                                 "skipped_group_fraction": ("zero_variance_groups", "groups")})
+                                                                 "skipped_group_fraction": ("zero_variance_groups", "groups"),
+                                                                 "consistent_group_fraction": ("groups_with_consistent", "groups")})
                 run.cumulative_wins += metrics["wins"]
                 run.cumulative_games += metrics["games"]
                 metrics["cumulative_wins"], metrics["cumulative_games"] = run.cumulative_wins, run.cumulative_games
@@ -333,7 +342,8 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
                     save_checkpoint(run_dir, model, optimizer, run, curriculum)
                 bar.update(task, completed=step, info=(
                     f"loss {metrics['loss']:+.4f}  reward {metrics['reward_mean']:+.2f}  win {100 * metrics['win_rate']:.0f}% "
-                    f"(total {run.cumulative_wins}/{run.cumulative_games})  zero-var {100 * metrics['skipped_group_fraction']:.0f}%"))
+                    f"(total {run.cumulative_wins}/{run.cumulative_games})  zero-var {100 * metrics['skipped_group_fraction']:.0f}%  "
+                    f"fit {100 * metrics['consistent_group_fraction']:.0f}%"))
     except KeyboardInterrupt:
         if main:
             save_checkpoint(run_dir, model, optimizer, run, curriculum)
