@@ -54,7 +54,8 @@ import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["patterns", "matmul", "rewards", "rollout", "distributed", "update", "sft"])
+    parser.add_argument("what", choices=["patterns", "matmul", "rewards", "rollout", "distributed", "update", "sft",
+                                             "groups"])
     parser.add_argument("--config", default=None,
                         help="config for the train step (rollout: config/quickstart.json; distributed: config/grpo_from_base.json)")
     parser.add_argument("--steps", type=int, default=2, help="distributed: GRPO steps per setting")
@@ -66,12 +67,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generations", type=int, default=8, help="update: completions per game")
     parser.add_argument("--max-tokens", type=int, default=64, help="update: longest sampled completion")
     parser.add_argument("--loss-batch-size", type=int, default=8, help="update: sequences per chunk")
-    parser.add_argument("--format", default="compact", choices=["plain", "symbols", "rows", "compact"],
-                        help="update, sft: prompt format")
+    parser.add_argument("--format", default=None, choices=["plain", "symbols", "rows", "compact"],
+                        help="update, sft: prompt format (compact); groups: default from the adapter's run")
     parser.add_argument("--examples", type=int, default=64, help="sft: examples")
     parser.add_argument("--batch-size", type=int, default=16, help="sft: batch size")
-    parser.add_argument("--json", default=None, metavar="FILE", help="update, sft: write the figures as JSON")
+    parser.add_argument("--json", default=None, metavar="FILE", help="update, sft, groups: write the figures as JSON")
+    parser.add_argument("--adapter", default=None, help="groups: LoRA adapters to sample from (e.g. an SFT run's)")
+    parser.add_argument("--temperatures", default="0.7,1.0,1.3", help="groups: comma-separated sampling temperatures")
+    parser.add_argument("--group-sizes", default="8", help="groups: comma-separated group sizes")
+    parser.add_argument("--states", type=int, default=32, help="groups: game states")
     args = parser.parse_args(argv)
+    args.format_given = args.format is not None
+    args.format = args.format or "compact"
     for flag in ("games", "generations", "max_tokens", "loss_batch_size", "examples", "batch_size"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')}: expected >= 1, got {getattr(args, flag)}")
@@ -79,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         return update_benchmark(args)
     if args.what == "sft":
         return sft_benchmark(args)
+    if args.what == "groups":
+        return groups_benchmark(args, parser)
     if args.repeats is not None and args.repeats < 1:
         parser.error(f"--repeats: expected >= 1, got {args.repeats}")
     if args.what == "matmul":
@@ -187,6 +196,33 @@ def sft_benchmark(args) -> int:
     for k, m in r["depth"].items():
         print(f"  k={k:>3s}: train {m['train_s']:6.2f} s, forward only {m['forward_s']:6.2f} s, "
               f"backward + update {m['backward_and_update_s']:6.2f} s")
+    _write_json(args.json, r)
+    return 0
+
+
+def groups_benchmark(args, parser) -> int:
+    from pathlib import Path
+
+    from wordle_mlx.benchmarks import benchmark_group_signal
+
+    try:
+        temps = tuple(float(t) for t in args.temperatures.split(","))
+        sizes = tuple(int(n) for n in args.group_sizes.split(","))
+    except ValueError:
+        parser.error("--temperatures / --group-sizes: expected comma-separated numbers, e.g. 0.7,1.0")
+    if any(t <= 0 for t in temps) or any(n < 2 for n in sizes):
+        parser.error("--temperatures: expected > 0; --group-sizes: expected >= 2")
+    if args.adapter and not (Path(args.adapter) / "adapters.safetensors").exists():
+        print(f"error: --adapter {args.adapter}: no adapters.safetensors there (train one with scripts.train_sft)",
+              file=sys.stderr)
+        return 1
+    r = benchmark_group_signal(args.adapter, temps, sizes, args.states, args.format if args.format_given else None)
+    print(f"group signal: {r['states']} states, adapter {r['adapter']}, {r['prompt_format']} prompt")
+    for m in r["runs"]:
+        print(f"N={m['generations']:2d} T={m['temperature']:.2f}: groups with a fitting sample {100 * m['groups_with_consistent']:5.1f}%, "
+              f"zero-variance {100 * m['zero_variance_groups']:5.1f}%, valid {100 * m['valid_rate']:5.1f}%, "
+              f"fitting {100 * m['consistent_rate']:5.1f}%, repeats {100 * m['repeat_rate']:5.1f}%, "
+              f"{m['distinct_guesses_per_group']:.1f} distinct words/group ({m['seconds']:.0f} s)")
     _write_json(args.json, r)
     return 0
 

@@ -81,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
             print(evaluate.markdown_table(reports))
         else:
             console.print(evaluate.report_table(reports))
+        if len(reports) == 2 and all("games" in r for r in reports):
+            d = evaluate.paired_difference(*reports)
+            if d["games"]:
+                names = [str(r.get("label") or r["policy"].get("name", "?")) for r in reports]
+                print(f"paired over {d['games']} shared secrets: won by {names[0]} only {d['only_a']}, "
+                      f"by {names[1]} only {d['only_b']}, by both {d['both']}")
         return 0
 
     secrets = wordlists.sample_split(args.split, args.n, args.seed)

@@ -66,6 +66,23 @@ class TestSummary(unittest.TestCase):
         self.assertEqual(self.s["invalid_reasons"], {"not_allowed": 1})
 
 
+class TestIntervals(unittest.TestCase):
+    def test_wilson_interval_known_values(self):
+        lo, hi = evaluate.wilson_interval(15, 100)
+        self.assertAlmostEqual(lo, 0.0930, places=3)  # 15/100: centre 0.1630, half-width 0.0699
+        self.assertAlmostEqual(hi, 0.2328, places=3)
+
+    def test_wilson_interval_at_zero_wins_is_not_empty(self):
+        lo, hi = evaluate.wilson_interval(0, 200)
+        self.assertEqual(lo, 0.0)
+        self.assertGreater(hi, 0.01)
+
+    def test_paired_difference_counts_games_won_by_one_only(self):
+        a = {"games": [{"secret": "crane", "won": True}, {"secret": "slate", "won": False}, {"secret": "moist", "won": True}]}
+        b = {"games": [{"secret": "crane", "won": False}, {"secret": "slate", "won": True}, {"secret": "moist", "won": True}]}
+        self.assertEqual(evaluate.paired_difference(a, b), {"games": 3, "only_a": 1, "only_b": 1, "both": 1})
+
+
 class TestEvaluateCli(unittest.TestCase):
     def run_cli(self, *args):
         return subprocess.run([sys.executable, "-m", "scripts.evaluate", *args], cwd=ROOT, capture_output=True, text=True)

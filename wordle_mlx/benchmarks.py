@@ -403,3 +403,45 @@ def benchmark_sft(examples: int = 64, batch_size: int = 16, prompt_format: str =
         depth[str(k)] = {"train_s": train_s, "forward_s": forward_s, "backward_and_update_s": train_s - forward_s}
     out["depth"] = depth
     return out
+
+
+def benchmark_group_signal(adapter: str | None, temperatures: tuple[float, ...] = (0.7, 1.0, 1.3),
+                           generations: tuple[int, ...] = (8,), states: int = 32, prompt_format: str | None = None,
+                           max_tokens: int = 16, seed: int = 0) -> dict:
+    """How often a GRPO group can teach consistency: for each temperature and group size, the share
+    of groups (train-split states with 0-4 earlier turns, as training makes them) that contain at
+    least one valid sample fitting all feedback, the share of zero-variance groups (rewards with
+    the ordering), and the valid / fitting / repeated sample rates."""
+    from wordle_mlx import lora, models, prompts, rewards, rollout, synth
+    from wordle_mlx.policy import run_answer_settings
+
+    trained = run_answer_settings(adapter) if adapter else {}
+    prompt_format = prompt_format or trained.get("prompt_format", "compact")
+    think = trained.get("think", True)
+    if think:
+        max_tokens = max(max_tokens, 64)
+    model, tokenizer = models.load_model(models.DEFAULT_MODEL)
+    if adapter:
+        lora.load_adapters(model, adapter)
+    sampler = synth.StateSampler(seed)
+    game_states = [sampler.sample(s) for s in synth.secrets_for("train", states, seed + 1)]
+    prompt_ids = [rollout.chat_prompt(tokenizer, prompts.build_messages(s.turns, prompt_format)) for s in game_states]
+    out = {"adapter": adapter, "states": states, "prompt_format": prompt_format, "runs": []}
+    for n in generations:
+        for temp in temperatures:
+            mx.random.seed(seed)
+            start = time.perf_counter()
+            groups = rollout.sample_groups(model, tokenizer, prompt_ids, n, temp, max_tokens)
+            seconds = time.perf_counter() - start
+            scored = [rewards.score_group([c.text for c in g], s, think=think) for g, s in zip(groups, game_states)]
+            flat = [b for g in scored for b in g]
+            out["runs"].append({
+                "generations": n, "temperature": temp, "seconds": seconds,
+                "groups_with_consistent": float(np.mean([any(b.consistent for b in g) for g in scored])),
+                "zero_variance_groups": float(np.mean([len({round(b.total, 9) for b in g}) == 1 for g in scored])),
+                "valid_rate": float(np.mean([b.valid for b in flat])),
+                "consistent_rate": float(np.mean([b.consistent for b in flat])),
+                "repeat_rate": float(np.mean([b.repeated for b in flat])),
+                "distinct_guesses_per_group": float(np.mean([len({b.parsed.guess for b in g if b.valid}) for g in scored])),
+            })
+    return out

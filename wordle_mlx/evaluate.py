@@ -160,6 +160,7 @@ def report_table(reports: Sequence[dict]):
 
     row("split", lambda r: f"{r.get('split', '-')} (n={r['n_games']})")
     row("win rate", lambda r: f"{100 * r['win_rate']:.2f}%")
+    row("  95% interval (Wilson)", lambda r: "{:.1f}-{:.1f}%".format(*(100 * x for x in wilson_interval(r["wins"], r["n_games"]))))
     row("mean guesses (wins)", lambda r: "-" if r["mean_guesses"] is None else f"{r['mean_guesses']:.4f}")
     row("total guesses (wins)", lambda r: str(r["total_guesses"]))
     row("max guesses (wins)", lambda r: "-" if r["max_guesses"] is None else str(r["max_guesses"]))
@@ -192,6 +193,26 @@ def training_minutes(adapter_path: str | None) -> float | None:
             return None if total == 0 else total / 60
         path = Path(parent) if parent else None
     return total / 60
+
+
+def wilson_interval(wins: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval of a win rate (sound at 0 or n wins, unlike the normal approximation)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = wins / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def paired_difference(a: dict, b: dict) -> dict:
+    """Games (same secrets) won by `a` and lost by `b` and the other way round; both reports need `games`."""
+    won_a = {g["secret"]: g["won"] for g in a["games"]}
+    won_b = {g["secret"]: g["won"] for g in b["games"]}
+    common = sorted(set(won_a) & set(won_b))
+    return {"games": len(common), "only_a": sum(won_a[s] and not won_b[s] for s in common),
+            "only_b": sum(won_b[s] and not won_a[s] for s in common),
+            "both": sum(won_a[s] and won_b[s] for s in common)}
 
 
 def markdown_table(reports: Sequence[dict]) -> str:
