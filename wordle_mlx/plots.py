@@ -82,10 +82,15 @@ def plot_training(metrics: list[dict], out: str | Path, window: int = 10, title:
     ax.plot(steps, [100 * m["skipped_group_fraction"] for m in metrics], color="tab:red", label="zero-variance groups")
     if "valid_guess_rate" in metrics[0]:
         ax.plot(steps, [100 * m["valid_guess_rate"] for m in metrics], color="tab:purple", label="valid guesses")
+    if "consistent_rate" in metrics[0]:
+        ax.plot(steps, [100 * m["consistent_rate"] for m in metrics], color="tab:green", label="fitting guesses")
+        ax.plot(steps, [100 * m["consistent_group_fraction"] for m in metrics], color="tab:olive", ls="--",
+                label="groups with a fitting sample")
+        ax.plot(steps, [100 * m["repeat_rate"] for m in metrics], color="tab:gray", label="repeated guesses")
     ax.set_ylim(-2, 102)
     ax.set_ylabel("%")
     ax.set_xlabel("step")
-    ax.set_title("skipped groups and valid guesses")
+    ax.set_title("groups and guesses")
     ax.legend(fontsize=8)
     ax = axes[1][1]
     ax.plot(steps, [m["loss"] for m in metrics], label="loss")
