@@ -15,16 +15,12 @@ from wordle_mlx import lora, memory
 from wordle_mlx.config import Config, load_config
 
 
-def measured_step_activations(model, batch: int, length: int) -> int:
-    """Peak minus resident bytes of one LoRA training step (loss, backward, AdamW)."""
+def measured_step_peak(model, loss_fn, *inputs) -> int:
+    """Peak minus resident bytes of the second LoRA training step (loss, backward, AdamW) of
+    `loss_fn(model, *inputs)`; the first step allocates the optimizer state."""
     optimizer = optim.AdamW(1e-4)
-
-    def loss_fn(m, x):
-        return nn.losses.cross_entropy(m(x[:, :-1]), x[:, 1:]).mean()
-
     step = nn.value_and_grad(model, loss_fn)
-    x = mx.random.randint(0, model.args.vocab_size, (batch, length + 1))
-    loss, grads = step(model, x)
+    loss, grads = step(model, *inputs)
     optimizer.update(model, grads)
     mx.eval(model.parameters(), optimizer.state)
     del loss, grads
@@ -32,10 +28,19 @@ def measured_step_activations(model, batch: int, length: int) -> int:
     mx.clear_cache()
     base = mx.get_active_memory()
     mx.reset_peak_memory()
-    loss, grads = step(model, x)
+    loss, grads = step(model, *inputs)
     optimizer.update(model, grads)
     mx.eval(model.parameters(), optimizer.state, loss)
     return mx.get_peak_memory() - base
+
+
+def measured_step_activations(model, batch: int, length: int) -> int:
+    """Peak minus resident bytes of one LoRA training step on random full sequences."""
+
+    def loss_fn(m, x):
+        return nn.losses.cross_entropy(m(x[:, :-1]), x[:, 1:]).mean()
+
+    return measured_step_peak(model, loss_fn, mx.random.randint(0, model.args.vocab_size, (batch, length + 1)))
 
 
 class TestMemoryEstimate(unittest.TestCase):
@@ -97,23 +102,11 @@ class TestMemoryEstimate(unittest.TestCase):
             seqs = [grpo.TrainSequence(ids, [int(t) for t in rng.integers(3, 260, size=completion)], 1.0)
                     for _ in range(batch)]
             chunk = logprobs.make_token_batch(seqs)
-            optimizer = optim.AdamW(1e-4)
 
             def loss_fn(m, b):
                 return grpo.shared_prompt_loss(m, b, None, None, 1.0, 0.2, 0.28, 0.0, 1.0)[0]
 
-            step = nn.value_and_grad(model, loss_fn)
-            for i in range(2):  # the second step is measured (the first allocates optimizer state)
-                if i == 1:
-                    mx.synchronize()
-                    mx.clear_cache()
-                    base = mx.get_active_memory()
-                    mx.reset_peak_memory()
-                loss, grads = step(model, chunk)
-                optimizer.update(model, grads)
-                mx.eval(model.parameters(), optimizer.state, loss)
-                del loss, grads
-            measured = mx.get_peak_memory() - base
+            measured = measured_step_peak(model, loss_fn, chunk)
             estimate = memory.shared_prompt_activation_bytes(arch, batch, prompt, completion)
             self.assertLess(abs(estimate - measured), 0.25 * measured, (batch, prompt, completion, measured, estimate))
 

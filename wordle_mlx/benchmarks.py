@@ -304,6 +304,7 @@ def benchmark_update(games: int = 4, generations: int = 8, max_tokens: int = 64,
            "mean_completion_tokens": float(np.mean([len(s.completion) for s in seqs])),
            "loss_batch_size": loss_batch_size}
     finals = {}
+    real = sum(len(s.prompt) + len(s.completion) for s in seqs)
     for label, shared in (("old", False), ("new", True)):
         settings = grpo.UpdateSettings(loss_batch_size=loss_batch_size, shared_prompt=shared)
         model.update(tree_unflatten(saved))
@@ -312,7 +313,6 @@ def benchmark_update(games: int = 4, generations: int = 8, max_tokens: int = 64,
         optimizer = grpo.make_optimizer(1e-5, 10, 0, 0.0)
         seconds, peak, stats = _measured(lambda: grpo.update(model, optimizer, seqs, settings))
         finals[label] = {k: np.array(v) for k, v in tree_flatten(model.trainable_parameters())}
-        real = sum(len(s.prompt) + len(s.completion) for s in seqs)
         out[label] = {"seconds": seconds, "peak_memory_gb": peak, "loss": stats.loss, "chunks": stats.chunks,
                       "trained_tokens": stats.tokens, "processed_tokens": stats.processed_tokens,
                       "training_tps": stats.tokens / seconds, "sequence_tps": real / seconds}
@@ -371,7 +371,7 @@ def benchmark_sft(examples: int = 64, batch_size: int = 16, prompt_format: str =
 
     for label, (loss_fn, make) in variants.items():
         model.update(tree_unflatten(saved))
-        run(loss_fn, lambda b: make(b))  # warm-up pass (not timed), then the same pass from the same start
+        run(loss_fn, make)  # warm-up pass (not timed), then the same pass from the same start
         model.update(tree_unflatten(saved))
         seconds, peak, losses = _measured(lambda: run(loss_fn, make))
         out[label] = {"seconds": seconds, "peak_memory_gb": peak, "losses": losses, "mean_loss": float(np.mean(losses)),
@@ -412,7 +412,7 @@ def benchmark_group_signal(adapter: str | None, temperatures: tuple[float, ...] 
     of groups (train-split states with 0-4 earlier turns, as training makes them) that contain at
     least one valid sample fitting all feedback, the share of zero-variance groups (rewards with
     the ordering), and the valid / fitting / repeated sample rates."""
-    from wordle_mlx import lora, models, prompts, rewards, rollout, synth
+    from wordle_mlx import grpo, lora, models, prompts, rewards, rollout, synth
     from wordle_mlx.policy import run_answer_settings
 
     trained = run_answer_settings(adapter) if adapter else {}
@@ -438,7 +438,7 @@ def benchmark_group_signal(adapter: str | None, temperatures: tuple[float, ...] 
             out["runs"].append({
                 "generations": n, "temperature": temp, "seconds": seconds,
                 "groups_with_consistent": float(np.mean([any(b.consistent for b in g) for g in scored])),
-                "zero_variance_groups": float(np.mean([len({round(b.total, 9) for b in g}) == 1 for g in scored])),
+                "zero_variance_groups": float(np.mean([grpo.group_advantages([b.total for b in g])[1] for g in scored])),
                 "valid_rate": float(np.mean([b.valid for b in flat])),
                 "consistent_rate": float(np.mean([b.consistent for b in flat])),
                 "repeat_rate": float(np.mean([b.repeated for b in flat])),

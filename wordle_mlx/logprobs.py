@@ -119,13 +119,12 @@ def make_token_batch(seqs: Sequence, pad_id: int = 0, share_prefix: bool = True)
     last prompt token) is run once; for a GRPO group that is the whole prompt but its last token.
     """
     p = common_prefix_len(seqs) if share_prefix else 0
-    rests = [(list(s.prompt) + list(s.completion))[p:-1] for s in seqs]
-    length = max(len(r) for r in rests)
+    fulls = [list(s.prompt) + list(s.completion) for s in seqs]
+    length = max(len(f) for f in fulls) - 1 - p
     inputs = np.full((len(seqs), length), pad_id, dtype=np.int32)
     positions, targets, rows = [], [], []
-    for b, (s, rest) in enumerate(zip(seqs, rests)):
-        full = list(s.prompt) + list(s.completion)
-        inputs[b, : len(rest)] = rest
+    for b, (s, full) in enumerate(zip(seqs, fulls)):
+        inputs[b, : len(full) - 1 - p] = full[p:-1]
         for j in range(len(s.prompt), len(full)):  # target index in the full row, predicted at j - 1
             positions.append(b * length + (j - 1 - p))
             targets.append(int(full[j]))
@@ -133,7 +132,7 @@ def make_token_batch(seqs: Sequence, pad_id: int = 0, share_prefix: bool = True)
     prefix = mx.array([[int(t) for t in seqs[0].prompt[:p]]], dtype=mx.int32) if p > 0 else None
     return TokenBatch(prefix, mx.array(inputs), mx.array(positions, dtype=mx.int32), mx.array(targets, dtype=mx.int32),
                       mx.array(rows, dtype=mx.int32), mx.array([float(s.advantage) for s in seqs], dtype=mx.float32),
-                      sum(len(s.prompt) + len(s.completion) for s in seqs))
+                      sum(len(f) for f in fulls))
 
 
 def batch_logprobs(model, batch: TokenBatch, temperature: float = 1.0) -> mx.array:
