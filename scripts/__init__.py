@@ -1,1 +1,60 @@
-"""Command-line entry points: run each as `python -m scripts.NAME` from the repo root."""
+"""Command-line entry points: run each as `python -m scripts.NAME` from the repo root.
+
+Interruption is one line at any moment. `python -m` imports this package before the script's own
+(slow: MLX, pydantic) imports, so from here until the script calls `run(main)` Ctrl-C or SIGTERM
+print `interrupted` and exit at once. Inside `run`, both raise KeyboardInterrupt (the trainers
+save a checkpoint and raise `runs.Interrupted`, whose text says how to resume); `run` prints that
+one line and exits 130 for Ctrl-C, 143 for SIGTERM (128 + the signal: the shell convention, so
+`train_sft && train_rl` stops after an interrupted SFT). A SIGINT that was ignored when the
+process started (a background job of a non-interactive shell, nohup) stays ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Callable, NoReturn
+
+_SIGINT_IGNORED = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+_received: list[int] = []
+
+
+def _quit_now(signum, frame) -> None:
+    sys.stderr.write("\ninterrupted\n")
+    sys.stderr.flush()
+    os._exit(128 + signum)
+
+
+def _raise_interrupt(signum, frame) -> None:
+    _received.append(signum)
+    raise KeyboardInterrupt
+
+
+def _install(handler) -> None:
+    if not _SIGINT_IGNORED:
+        signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+if sys.argv[:1] == ["-m"]:  # being located by `python -m scripts.NAME` (not imported by tests)
+    _install(_quit_now)
+
+
+def _program_name() -> str:
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return f"python -m {spec.name}" if spec is not None else os.path.basename(sys.argv[0])
+
+
+def run(main: Callable[[], int | None]) -> NoReturn:
+    """Run a script's `main()` and exit with its code; Ctrl-C / SIGTERM anywhere = one line, 128 + signal."""
+    sys.argv[0] = _program_name()  # argparse's usage line then says how the script is really run
+    _install(_raise_interrupt)
+    try:
+        code = main()
+    except KeyboardInterrupt as stop:
+        _install(_quit_now)  # a second Ctrl-C while this is printed is just as quiet
+        text = str(stop) if getattr(stop, "resume_command", None) else "interrupted"
+        print(f"\n{text}", file=sys.stderr)
+        sys.exit(128 + (_received[-1] if _received else signal.SIGINT))
+    sys.exit(code or 0)

@@ -50,6 +50,7 @@ import argparse
 import sys
 
 import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
+from scripts import run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -262,4 +263,4 @@ def matmul(repeats: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

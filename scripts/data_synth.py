@@ -26,6 +26,7 @@ from pathlib import Path
 
 import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
 from wordle_mlx import prompts, synth
+from scripts import run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--think-max-chars", type=int, default=200)
     parser.add_argument("--min-turns", type=int, default=0, help="earlier turns per state: at least N")
     parser.add_argument("--rejected-rate", type=float, default=0.0, help="share of states listing earlier invalid answers")
+    parser.add_argument("--repeat-rate", type=float, default=0.0,
+                        help="share of states (with a turn) that replay one earlier guess")
     parser.add_argument("--guess-style", choices=prompts.GUESS_STYLES, default="upper", help="CRANE or ' crane'")
     teacher = parser.add_argument_group("teacher model (OpenAI-compatible endpoint, --mode sft)")
     teacher.add_argument("--teacher-endpoint", metavar="URL")
@@ -63,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--min-turns: expected 0..--max-turns ({args.max_turns}), got {args.min_turns}")
     if not 0.0 <= args.rejected_rate <= 1.0:
         parser.error(f"--rejected-rate: expected 0..1, got {args.rejected_rate}")
+    if not 0.0 <= args.repeat_rate <= 1.0:
+        parser.error(f"--repeat-rate: expected 0..1, got {args.repeat_rate}")
     if args.out.parent and not args.out.parent.exists():
         args.out.parent.mkdir(parents=True)
     if args.teacher_endpoint or args.teacher_model:
@@ -80,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             records = synth.sft_records(secrets, args.split, args.seed, args.format, args.max_turns, args.policy,
                                         args.think, args.think_max_chars, on_record=advance, min_turns=args.min_turns,
-                                        rejected_rate=args.rejected_rate, guess_style=args.guess_style)
+                                        rejected_rate=args.rejected_rate, guess_style=args.guess_style,
+                                        repeat_rate=args.repeat_rate)
         with tmp.open("w") as fh:
             for record in records:
                 fh.write(json.dumps(record) + "\n")
@@ -130,4 +136,4 @@ def run_teacher(parser: argparse.ArgumentParser, args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

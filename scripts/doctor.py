@@ -12,6 +12,7 @@ import platform
 import sys
 
 import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
+from scripts import run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,4 +49,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -23,6 +23,7 @@ import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
 from wordle_mlx import evaluate, prompts, solvers
 from wordle_mlx.endpoint import EndpointError
 from wordle_mlx import words as wordlists
+from scripts import run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,4 +148,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

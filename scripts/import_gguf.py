@@ -11,6 +11,7 @@ import time
 
 import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
 from wordle_mlx import gguf
+from scripts import run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,4 +32,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -14,6 +14,7 @@ import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
 from wordle_mlx import prompts
 from wordle_mlx import words as wordlists
 from wordle_mlx.game import GameState
+from scripts import run
 
 _STYLE = {"G": "bold white on green", "Y": "bold black on yellow", "X": "bold white on grey35"}
 
@@ -85,4 +86,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

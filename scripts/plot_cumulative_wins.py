@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from wordle_mlx import plots
+from scripts import run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,4 +68,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

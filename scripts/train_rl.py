@@ -14,6 +14,7 @@ import sys
 
 import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
 from wordle_mlx.config import ConfigError, load_config
+from scripts import run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,4 +37,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

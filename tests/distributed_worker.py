@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from mlx.utils import tree_flatten  # noqa: E402
 
 from tests.test_train_rl import varied_score_group  # noqa: E402
-from wordle_mlx import distributed, grpo, lora, models, rewards  # noqa: E402
+from wordle_mlx import distributed, grpo, lora, models, rewards, runs  # noqa: E402
 from wordle_mlx.config import load_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,9 +96,13 @@ def train(out: Path, logs: str, interrupt_at: int | None = None) -> None:
             return model, tokenizer
 
         with mock.patch.object(train_rl, "load_policy_model", side_effect=keep):
-            run_dir = train_rl.train(config)
-            if interrupt_at is not None:
-                train_rl.train(None, resume=run_dir)
+            if interrupt_at is None:
+                train_rl.train(config)
+            else:
+                try:
+                    train_rl.train(config)
+                except runs.Interrupted as stop:
+                    train_rl.train(None, resume=stop.run_dir)
     save_weights(model_holder["model"], out, mx.distributed.init().rank(), name)
 
 

@@ -188,6 +188,34 @@ class TestRewardOrdering(unittest.TestCase):
         self.assertGreater(checked["repeated"], 100)  # most states have earlier turns to repeat
         self.assertGreater(checked["not_fitting"], 100)
 
+    def test_repeat_as_invalid_scores_a_repeat_like_a_made_up_word(self):
+        rng = random.Random(13)
+        allowed = words.allowed()
+        checked = 0
+        for state in engine_states(20, seed=5):
+            if not state.turns:
+                continue
+            candidates = rewards.information_bits(state.turns, []).candidates
+            completions = fuzzed_completions(state, rng, allowed, candidates)
+            for w in weight_sets():
+                config = RewardsConfig(repeat_as_invalid=True, early_win_bonus=rng.choice([0.0, 0.1, 0.5]))
+                invalid, repeated, not_fitting, fitting = self.tiers(state, completions, w, config)
+                made_up = rewards.score(f"<think>a</think><guess>{'zzzzz'}</guess>", state, w, config).total
+                where = (state.secret, [t.guess for t in state.turns], w)
+                self.assertTrue(repeated, where)
+                self.assertEqual(set(repeated), {made_up}, where)  # exactly a word that is not allowed
+                self.assertLess(max(repeated), min(not_fitting + fitting), where)
+                self.assertLess(max(not_fitting), min(fitting), where)  # the ordering above is unchanged
+                checked += 1
+        self.assertGreater(checked, 50)
+
+    def test_repeat_above_invalid_without_the_option(self):
+        state = next(s for s in engine_states(20, seed=5) if s.turns)
+        config = RewardsConfig()
+        repeat = rewards.score(ok(state.turns[0].guess), state, config=config).total
+        made_up = rewards.score(ok("zzzzz"), state, config=config).total
+        self.assertGreater(repeat, made_up)  # so the test above can fail
+
     def test_without_ordering_a_guess_that_does_not_fit_can_win_the_group(self):
         rng = random.Random(12)
         allowed = words.allowed()

@@ -9,7 +9,7 @@ from unittest import mock
 import mlx.core as mx
 import numpy as np
 
-from wordle_mlx import grpo, logprobs, models, sft, words
+from wordle_mlx import grpo, logprobs, models, runs, sft, words
 from wordle_mlx.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,8 +84,10 @@ class TestSftRun(unittest.TestCase):
                 raise KeyboardInterrupt
             return real_make_batch(*args, **kwargs)
 
-        with mock.patch.object(logprobs, "make_token_batch", side_effect=interrupt_third_step):
-            stopped = sft.train(tiny_sft_config(self.tmp.name, "c", iters=4, **extra))
+        with mock.patch.object(logprobs, "make_token_batch", side_effect=interrupt_third_step), \
+                self.assertRaises(runs.Interrupted) as stop:
+            sft.train(tiny_sft_config(self.tmp.name, "c", iters=4, **extra))
+        stopped = stop.exception.run_dir
         self.assertEqual(json.loads((stopped / "checkpoint" / "state.json").read_text())["step"], 2)
         sft.train(load_config(None), resume=stopped)
         a = mx.load(str(straight / "adapters" / "adapters.safetensors"))

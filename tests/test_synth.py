@@ -114,6 +114,23 @@ class TestStudyLevers(unittest.TestCase):
             self.assertEqual(r["messages"], build_messages(state.turns, "compact", rejected=r["rejected"]))
             self.assertIn("not words " + " ".join(r["rejected"]), r["messages"][1]["content"])
 
+    def test_repeat_states_replay_an_earlier_guess_and_target_a_new_word(self):
+        records = list(synth.sft_records(self.secrets[:40], "train", seed=7, fmt="compact", max_turns=4,
+                                         policy="frequent", min_turns=1, repeat_rate=1.0))
+        for r in records:
+            played = [g for g, _ in r["turns"]]
+            self.assertEqual(len(set(played)), len(played) - 1, played)  # exactly one replayed guess
+            self.assertNotIn(r["target"], played)
+            self.assertTrue(is_consistent(r["target"], replay(r).turns), r)
+
+    def test_no_repeat_rate_makes_the_same_data_as_before(self):
+        plain = list(synth.sft_records(self.secrets[:20], "train", seed=7, fmt="compact", max_turns=5,
+                                       policy="frequent", min_turns=1, rejected_rate=0.5))
+        self.assertEqual(plain, self.records[:20])
+        for r in plain:
+            played = [g for g, _ in r["turns"]]
+            self.assertEqual(len(set(played)), len(played))
+
     def test_none_style_has_no_think_block(self):
         r = next(synth.sft_records(["hello"], "train", seed=1, max_turns=2, policy="frequent", think_style="none"))
         self.assertEqual(r["completion"], f"<guess>{r['target'].upper()}</guess>")

@@ -9,7 +9,7 @@ from unittest import mock
 import mlx.core as mx
 import numpy as np
 
-from wordle_mlx import rewards, train_rl
+from wordle_mlx import rewards, runs, train_rl
 from wordle_mlx.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,8 +81,11 @@ class TestTrainLoop(unittest.TestCase):
                 raise KeyboardInterrupt
             return real_for_step(self_, step)
 
-        with mock.patch.object(train_rl.StartStates, "for_step", interrupt_at_3):
-            resumed = train_rl.train(tiny_config(self.logs, "resumed", steps=3))
+        with mock.patch.object(train_rl.StartStates, "for_step", interrupt_at_3), \
+                self.assertRaises(runs.Interrupted) as stop:
+            train_rl.train(tiny_config(self.logs, "resumed", steps=3))
+        resumed = stop.exception.run_dir
+        self.assertEqual(stop.exception.step, 2)
         self.assertEqual(len(lines(resumed / "metrics.jsonl")), 2)
         self.assertEqual(json.loads((resumed / "checkpoint" / "state.json").read_text())["step"], 2)
         train_rl.train(load_config(None), resume=resumed)

@@ -109,6 +109,9 @@ class RewardsConfig(_Section):
     think_target_chars: int = Field(300, ge=1, description="think longer than this costs (if think_length > 0)")
     ordering: bool = Field(True, description="valid guesses in tiers: fits the feedback > does not fit > repeated "
                            "(any weights); false = the plain weighted sum")
+    repeat_as_invalid: bool = Field(False, description="a repeated word scores exactly like a word that is not "
+                                    "allowed: both only waste a turn, so copying a tried word earns nothing over "
+                                    "a made-up one")
 
 
 class LoggingConfig(_Section):
@@ -130,6 +133,8 @@ class SFTConfig(_Section):
     max_turns: int = Field(4, ge=0, le=5, description="earlier turns in generated examples: min_turns..max_turns")
     min_turns: int = Field(0, ge=0, le=5, description="more late-game states: raise this")
     rejected_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of states listing 1-2 earlier invalid answers")
+    repeat_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of states (with a turn) that replay one "
+                               "earlier guess, as a stuck greedy model does")
     iters: int = Field(200, ge=1, description="optimizer steps")
     batch_size: int = Field(4, ge=1)
     learning_rate: float = Field(2e-4, gt=0.0)

@@ -1,7 +1,17 @@
-"""Run directories shared by the trainers: create a new one (saving the resolved config) or reopen one to resume."""
+"""Run directories shared by the trainers: create a new one (saving the resolved config) or reopen one to resume.
+
+Also what the trainers share around a run's life: `Interrupted` (raised once Ctrl-C or SIGTERM has
+been turned into a saved checkpoint), `trim_logs` (on resume, the JSONL logs are cut back to the
+checkpoint's step: a run killed after logging step k and before checkpointing it would otherwise
+log step k twice) and `discard_if_empty` (a run that failed before its first step leaves no
+directory behind).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -60,3 +70,50 @@ def _new_run(config: Config, prefix: str, error: type[Exception]) -> tuple[Confi
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.json")
     return config, run_dir
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C (or SIGTERM) after saving a checkpoint of `step` in `run_dir`."""
+
+    def __init__(self, run_dir: Path, step: int, resume_command: str):
+        super().__init__(f"interrupted: checkpoint of step {step} saved; continue with {resume_command}")
+        self.run_dir, self.step, self.resume_command = Path(run_dir), step, resume_command
+
+
+def trim_logs(run_dir: Path, step: int, names: tuple[str, ...] = ("metrics.jsonl", "samples.jsonl")) -> dict[str, int]:
+    """Keep only the lines of `step` or earlier (and drop a line cut short by a kill) in each log;
+    returns how many lines each lost. Rewritten through a temporary file and an atomic rename."""
+    dropped = {}
+    for name in names:
+        path = Path(run_dir) / name
+        if not path.exists():
+            continue
+        kept, lost = [], 0
+        for line in path.read_text().splitlines():
+            try:
+                ok = int(json.loads(line)["step"]) <= step
+            except (ValueError, KeyError, TypeError):
+                ok = False
+            if ok:
+                kept.append(line + "\n")
+            else:
+                lost += 1
+        if lost:
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text("".join(kept))
+            os.replace(tmp, path)
+        dropped[name] = lost
+    return dropped
+
+
+def discard_if_empty(run_dir: Path) -> bool:
+    """Remove a run directory that holds no training yet (no metrics, no checkpoint): what a run that
+    failed before its first step (unknown model, broken GGUF, bad data) would otherwise leave."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir() or any(p.name not in _BEFORE_FIRST_STEP for p in run_dir.iterdir()):
+        return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return True
+
+
+_BEFORE_FIRST_STEP = {"config.json", "sft_train.jsonl", "sft_valid.jsonl"}  # what a run writes before training

@@ -68,7 +68,8 @@ def make_records(config: Config, n: int, seed: int) -> list[dict]:
     secrets = synth.secrets_for("train", n, seed)
     return list(synth.sft_records(secrets, "train", seed, config.sampling.prompt_format, c.max_turns, c.policy,
                                   style, c.think_max_chars, min_turns=c.min_turns,
-                                  rejected_rate=c.rejected_rate, guess_style=config.sampling.guess_style))
+                                  rejected_rate=c.rejected_rate, guess_style=config.sampling.guess_style,
+                                  repeat_rate=c.repeat_rate))
 
 
 def tokenize(tokenizer, record: dict, max_tokens: int) -> grpo.TrainSequence:
@@ -134,16 +135,30 @@ def _data(config: Config, run_dir: Path) -> tuple[list[dict], list[dict]]:
 
 
 def train(config: Config, resume: str | Path | None = None, console=None) -> Path:
-    """Run (or resume) SFT; returns the run directory (adapters in run_dir/adapters)."""
+    """Run (or resume) SFT; returns the run directory (adapters in run_dir/adapters).
+    Raises runs.Interrupted after saving a checkpoint on Ctrl-C."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from wordle_mlx.train_rl import load_policy_model
 
     console = console or Console()
     world = init_world()
     main = world.is_main
     config, run_dir = prepare_run(config, resume, world)
+    try:
+        return _train(config, run_dir, resume, world, console)
+    except runs.Interrupted:
+        raise
+    except BaseException:
+        if resume is None and main:
+            runs.discard_if_empty(run_dir)  # a run that never started leaves no directory behind
+        raise
+
+
+def _train(config: Config, run_dir: Path, resume, world: World, console) -> Path:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from wordle_mlx.train_rl import _report_trim, load_policy_model
+
+    main = world.is_main
     c = config.sft
     records, problem = None, None
     if main:  # rank 0 makes (or reads) the data files; the others read them afterwards
@@ -164,8 +179,11 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
     state = {"step": 0, "elapsed_s": 0.0}
     if resume is not None:
         if not checkpoint.exists(run_dir):
-            raise SFTError(f"--resume: {run_dir} has no checkpoint")
-        state = checkpoint.load(run_dir, model, optimizer)
+            raise SFTError(f"--resume: {run_dir} has no complete checkpoint")
+        state = checkpoint.load(run_dir, model, optimizer,
+                                (lambda msg: console.print(f"[yellow]{msg}[/]")) if main else None)
+        if main:
+            _report_trim(console, runs.trim_logs(run_dir, state["step"], ("metrics.jsonl",)), state["step"])
     loss_and_grad = nn.value_and_grad(model, token_batch_loss)
     memory.set_limits(config.training.memory_limit_gb)
     tokens_per_example = np.mean([len(s.prompt) + len(s.completion) for s in train_seqs])
@@ -219,9 +237,7 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
     except KeyboardInterrupt:
         if main:
             checkpoint.save(run_dir, model, optimizer, state)
-            console.print(f"\n[yellow]interrupted[/]: checkpoint of step {state['step']} saved; continue with "
-                          f"python -m scripts.train_sft --resume {run_dir}")
-        return run_dir
+        raise runs.Interrupted(run_dir, state["step"], f"python -m scripts.train_sft --resume {run_dir}") from None
     if main:
         lora.save_adapters(model, run_dir / "adapters")
         console.print(f"done: adapters in {run_dir / 'adapters'} (use as model.adapter_path)")

@@ -10,7 +10,9 @@
 * Data mix: the number of earlier turns is uniform in `min_turns..max_turns`; with probability
   `rejected_rate` a state also lists 1-2 earlier answers that were not valid words (a 4-letter word
   or a made-up string, as a model writes them), each of which cost a turn, so the model sees how a
-  game goes on after its own mistakes.
+  game goes on after its own mistakes. With probability `repeat_rate` a state with at least one turn
+  also holds one earlier guess played again (greedy models get stuck repeating a word that nearly
+  fits; these states show the solver's way out). The target is never a word already tried.
 
 Think styles:
 * `scratchpad` (default): the constraints a small model cannot track silently, then why this word:
@@ -98,11 +100,15 @@ def think_text(turns: Sequence[Turn], guess: str, style: str = "scratchpad", max
 class StateSampler:
     """Plays 0..max_turns earlier turns for a secret with a seeded mix of policies."""
 
-    def __init__(self, seed: int = 0, max_turns: int = 4, min_turns: int = 0, rejected_rate: float = 0.0):
+    def __init__(self, seed: int = 0, max_turns: int = 4, min_turns: int = 0, rejected_rate: float = 0.0,
+                 repeat_rate: float = 0.0):
         if not 0 <= min_turns <= max_turns <= 5:
             raise ValueError(f"turns: expected 0 <= min_turns <= max_turns <= 5, got {min_turns}..{max_turns}")
         if not 0.0 <= rejected_rate <= 1.0:
             raise ValueError(f"rejected_rate: expected 0..1, got {rejected_rate}")
+        if not 0.0 <= repeat_rate <= 1.0:
+            raise ValueError(f"repeat_rate: expected 0..1, got {repeat_rate}")
+        self.repeat_rate = repeat_rate
         self.rng = random.Random(seed)
         self.min_turns, self.max_turns, self.rejected_rate = min_turns, max_turns, rejected_rate
         self.entropy = solvers.EntropyPolicy()
@@ -124,6 +130,10 @@ class StateSampler:
             if guess == state.secret or guess in state.guesses:
                 guess = self._plain(state)
             state = state.play(guess)
+        # no extra draw when repeat_rate is 0, so earlier seeds make the same data
+        if self.repeat_rate and state.turns and len(state.turns) < state.max_guesses - 1 \
+                and self.rng.random() < self.repeat_rate:
+            state = state.play(self.rng.choice(state.turns).guess)
         return state
 
     def mistakes(self, state: GameState) -> list[str]:
@@ -176,11 +186,11 @@ def target_policy(name: str, table=None) -> solvers.Policy:
 def sft_records(secrets: Sequence[str], split: str, seed: int = 0, fmt: str = "plain", max_turns: int = 4,
                 policy: str = "entropy", think_style: str = "scratchpad", think_max_chars: int = 200,
                 on_record: Callable[[], None] | None = None, min_turns: int = 0,
-                rejected_rate: float = 0.0, guess_style: str = "upper") -> Iterator[dict]:
+                rejected_rate: float = 0.0, guess_style: str = "upper", repeat_rate: float = 0.0) -> Iterator[dict]:
     """One SFT example per secret: state, solver target and a true think text."""
     if think_style not in THINK_STYLES:
         raise ValueError(f"think style: expected one of {', '.join(THINK_STYLES)}, got {think_style!r}")
-    sampler = StateSampler(seed, max_turns, min_turns, rejected_rate)
+    sampler = StateSampler(seed, max_turns, min_turns, rejected_rate, repeat_rate)
     target = target_policy(policy, table=sampler.entropy.table)
     for secret in secrets:
         state = sampler.sample(secret)

@@ -137,10 +137,11 @@ def save_checkpoint(run_dir: Path, model, optimizer, state: RunState, curriculum
     return checkpoint.save(run_dir, model, optimizer, dict(state.__dict__))
 
 
-def load_checkpoint(run_dir: Path, model, optimizer, curriculum: rewards.Curriculum) -> RunState:
+def load_checkpoint(run_dir: Path, model, optimizer, curriculum: rewards.Curriculum, console=None) -> RunState:
     if not checkpoint.exists(run_dir):
-        raise TrainingError(f"--resume: {run_dir} has no checkpoint ({CHECKPOINT}/state.json)")
-    state = RunState(**checkpoint.load(run_dir, model, optimizer))
+        raise TrainingError(f"--resume: {run_dir} has no complete checkpoint ({CHECKPOINT}/)")
+    notify = (lambda msg: console.print(f"[yellow]{msg}[/]")) if console is not None else None
+    state = RunState(**checkpoint.load(run_dir, model, optimizer, notify))
     curriculum.switched = state.curriculum_switched
     curriculum.recent.extend(state.curriculum_recent or [])
     return state
@@ -263,6 +264,13 @@ def run_eval(model, tokenizer, config: Config) -> dict:
             "eval_invalid_guess_rate": report["invalid_guess_rate"]}
 
 
+def _report_trim(console, dropped: dict[str, int], step: int) -> None:
+    lost = {k: v for k, v in dropped.items() if v}
+    if lost:
+        console.print(f"[yellow]logs cut back to the checkpoint's step {step}[/]: "
+                      + ", ".join(f"{k} lost {v} line(s)" for k, v in lost.items()))
+
+
 def prepare_run(config: Config, resume: str | Path | None, world: World | None = None) -> tuple[Config, Path]:
     return runs.prepare_run(config, resume, "", TrainingError, world)
 
@@ -277,11 +285,20 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
     config, run_dir = prepare_run(config, resume, world)
     t = config.training
     main = world.is_main
-    model, tokenizer = load_policy_model(config)
-    optimizer = grpo.make_optimizer(t.learning_rate, t.steps, t.warmup_steps, t.weight_decay)
-    curriculum = rewards.Curriculum(config.rewards)
-    run = load_checkpoint(run_dir, model, optimizer, curriculum) if resume is not None else RunState()
-    starts = StartStates(config, world)
+    try:
+        model, tokenizer = load_policy_model(config)
+        optimizer = grpo.make_optimizer(t.learning_rate, t.steps, t.warmup_steps, t.weight_decay)
+        curriculum = rewards.Curriculum(config.rewards)
+        run = RunState()
+        if resume is not None:
+            run = load_checkpoint(run_dir, model, optimizer, curriculum, console if main else None)
+            if main:
+                _report_trim(console, runs.trim_logs(run_dir, run.step), run.step)
+        starts = StartStates(config, world)
+    except BaseException:
+        if resume is None and main:
+            runs.discard_if_empty(run_dir)  # a run that never started leaves no directory behind
+        raise
     settings = grpo.UpdateSettings(temperature=config.sampling.temperature, epsilon=t.epsilon,
                                    epsilon_high=t.epsilon_high, beta=t.beta, num_iterations=t.num_iterations,
                                    loss_batch_size=t.loss_batch_size, max_grad_norm=t.max_grad_norm,
@@ -347,9 +364,7 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
     except KeyboardInterrupt:
         if main:
             save_checkpoint(run_dir, model, optimizer, run, curriculum)
-            console.print(f"\n[yellow]interrupted[/]: checkpoint of step {run.step} saved; continue with "
-                          f"python -m scripts.train_rl --resume {run_dir}")
-        return run_dir
+        raise runs.Interrupted(run_dir, run.step, f"python -m scripts.train_rl --resume {run_dir}") from None
     if main:
         lora.save_adapters(model, run_dir / "adapters")
         console.print(f"done: {run.cumulative_wins}/{run.cumulative_games} games won; adapters in {run_dir / 'adapters'}")
