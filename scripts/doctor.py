@@ -32,19 +32,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 1
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title="wordle-mlx doctor", show_header=False)
-    table.add_row("platform", f"{platform.system()} {platform.machine()}, Python {platform.python_version()}")
-    table.add_row("mlx / mlx-lm", f"{mx.__version__} / {mlx_lm.__version__}")
-    table.add_row("device", str(mx.default_device()))
-    table.add_row("BLAS", blas.describe())
-    table.add_row("data home", str(patterns.data_home()))
-    table.add_row("pattern table", "cached" if (patterns.data_home() / patterns.TABLE_FILE).exists() else "not yet (computed on first use)")
+    rows = [("platform", f"{platform.system()} {platform.machine()}, Python {platform.python_version()}"),
+            ("mlx / mlx-lm", f"{mx.__version__} / {mlx_lm.__version__}"),
+            ("device", str(mx.default_device())),
+            ("BLAS", blas.describe()),
+            ("data home", str(patterns.data_home())),
+            ("pattern table", "cached" if (patterns.data_home() / patterns.TABLE_FILE).exists()
+             else "not yet (computed on first use)")]
     for name in models.BUILTIN_MODELS:
         variants = [v or "quantized" for v in (None, "float32", "bfloat16") if models.is_cached(name, v)]
-        table.add_row(f"model {name}", ", ".join(variants) if variants else "not cached (fetched on first use)")
-    Console().print(table)
+        rows.append((f"model {name}", ", ".join(variants) if variants else "not cached (fetched on first use)"))
+    console = Console()
+    console.print("[bold]wordle-mlx doctor[/]")
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:  # plain lines: a long path is never cut to fit the terminal
+        console.print(f"  {key:<{width}}  {value}", soft_wrap=True, highlight=False, markup=False)
     return 0
 
 

@@ -1,7 +1,7 @@
 """Plot a training run (GRPO: cumulative wins, rolling win rate, reward components, skipped groups,
 loss; SFT: train and held-out loss), and/or guess histograms from evaluate reports.
 
-    python -m scripts.plot_cumulative_wins --file logs/RUN/metrics.jsonl [--out PNG] [--window 10]
+    python -m scripts.plot_cumulative_wins --file logs/RUN/metrics.jsonl [--out PNG] [--window 10] [--x minutes]
     python -m scripts.plot_cumulative_wins --eval A.json B.json --out docs/histogram.png
     python -m scripts.plot_cumulative_wins --study A.json B.json ... --out docs/study.png
 
@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="PNG path (default: next to the input)")
     parser.add_argument("--window", type=int, default=10, help="rolling window in steps (default 10)")
     parser.add_argument("--title", default=None)
+    parser.add_argument("--x", choices=plots.X_AXES, default="step", help="x axis of a training plot (default step)")
     args = parser.parse_args(argv)
     if not args.file and not args.eval and not args.study:
         parser.error("--file: required (or --eval / --study JSON ...)")
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
             out = args.out if (args.out and not args.eval) else args.file.with_name("training.png")
             metrics = plots.read_metrics(args.file)
             plot = plots.plot_sft if "train_loss" in metrics[0] else plots.plot_training
-            print(f"wrote {plot(metrics, out, args.window, args.title)}")
+            print(f"wrote {plot(metrics, out, args.window, args.title, args.x)}")
         if args.eval:
             reports = []
             for p in args.eval:

@@ -165,5 +165,32 @@ class TestKilledRunsResume(unittest.TestCase):
                     np.testing.assert_allclose(v, want[k], atol=1e-6)
 
 
+class TestNoDebris(unittest.TestCase):
+    """Bad model settings fail before any run directory is left behind (GRPO and SFT, default timestamp names)."""
+
+    def test_unknown_model_and_broken_gguf_leave_no_run_directory(self):
+        from wordle_mlx import models
+
+        with tempfile.TemporaryDirectory() as tmp:
+            bad = Path(tmp) / "broken.gguf"
+            bad.write_bytes(b"GGUF" + (3).to_bytes(4, "little") + b"\x00" * 100)  # right magic, no content
+            logs = Path(tmp) / "logs"
+            for name in ["no-such-model", str(bad)]:
+                for trainer in (train_rl, sft):
+                    config = load_config(Path(__file__).resolve().parents[1] / "config" / "tiny_test.json",
+                                         [f"logging.logs_dir={logs}", f"model.name={name}", "sft.num_examples=4",
+                                          "sft.num_valid=2"])
+                    with self.subTest(model=name, trainer=trainer.__name__), self.assertRaises(models.ModelLoadError):
+                        trainer.train(config)
+                    self.assertEqual(list(logs.iterdir()) if logs.exists() else [], [])
+
+    def test_a_user_directory_is_never_removed(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "notes.txt").write_text("mine")
+            (Path(tmp) / "config.json").write_text("{}")
+            self.assertFalse(runs.discard_if_empty(Path(tmp)))
+            self.assertTrue((Path(tmp) / "notes.txt").exists())
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,4 +1,5 @@
-"""Endpoints against a real `mlx_lm.server` on 127.0.0.1 (a free port), started and stopped here."""
+"""Endpoints against a real mlx-lm server (`python -m scripts.serve`: OpenBLAS, then mlx-lm's server)
+on 127.0.0.1 (a free port), started and stopped here."""
 
 import json
 import socket
@@ -10,7 +11,7 @@ import unittest
 import urllib.request
 from pathlib import Path
 
-from wordle_mlx import evaluate, models
+from wordle_mlx import blas, evaluate, models
 from wordle_mlx.endpoint import ChatClient, EndpointPolicy
 from wordle_mlx.policy import ModelPolicy
 
@@ -24,8 +25,9 @@ class MlxLmServer:
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([sys.executable, "-m", "mlx_lm", "server", "--model", str(model_dir), "--host",
-                                      "127.0.0.1", "--port", str(self.port)], stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen([sys.executable, "-m", "scripts.serve", "--model", str(model_dir), "--host",
+                                      "127.0.0.1", "--port", str(self.port)], cwd=ROOT, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -84,6 +86,11 @@ class TestTinyModelServer(unittest.TestCase):
     def tearDownClass(cls):
         cls.server.stop()
 
+    @unittest.skipUnless(sys.platform == "linux" and blas.find_openblas(), "OpenBLAS is loaded on Linux only")
+    def test_the_server_runs_on_openblas(self):
+        maps = Path(f"/proc/{self.server.proc.pid}/maps").read_text()
+        self.assertIn(str(Path(blas.find_openblas()).resolve().parent), maps)  # the system library, not numpy's
+
     def test_cli_evaluate_through_the_server(self):
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "e.json"
@@ -106,6 +113,21 @@ class TestTinyModelServer(unittest.TestCase):
             games = Path(str(out) + ".games.jsonl").read_text().splitlines()
         self.assertEqual(len(games), 2)
         self.assertIn("kept 0 turns", proc.stdout)  # random answers are never valid words
+
+
+class TestServeErrors(unittest.TestCase):
+    def test_missing_adapter_path_is_one_line(self):
+        proc = subprocess.run([sys.executable, "-m", "scripts.serve", "--model", models.TINY_MODEL, "--adapter-path",
+                               "no/such/adapters"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(proc.stderr.strip().splitlines(), [
+            "error: --adapter-path: no/such/adapters has no adapter_config.json (expected an mlx-lm adapter directory)"])
+
+    def test_unknown_model_is_one_line(self):
+        proc = subprocess.run([sys.executable, "-m", "scripts.serve", "--model", "no-such-model"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(len(proc.stderr.strip().splitlines()), 1, proc.stderr)
 
 
 if __name__ == "__main__":

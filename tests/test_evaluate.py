@@ -11,6 +11,23 @@ from wordle_mlx.solvers import Policy
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def render_80(columns, total: float, completed: float, **fields) -> str:
+    """One progress line as an 80-column terminal shows it (asserts it fits on one line)."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    console = Console(width=80, file=io.StringIO(), color_system=None)
+    bar = Progress(*columns, console=console, auto_refresh=False)
+    task = bar.add_task("x", total=total, **fields)
+    bar.update(task, completed=completed)
+    console.print(bar.make_tasks_table(bar.tasks))
+    lines = console.file.getvalue().rstrip("\n").splitlines()
+    assert len(lines) == 1 and len(lines[0]) <= 80, lines
+    return lines[0]
+
+
 class ScriptedPolicy(Policy):
     """Plays a fixed list of guesses per game, by turn index (attempts count, not valid turns)."""
 
@@ -42,6 +59,38 @@ class TestPlayGames(unittest.TestCase):
         policy = ScriptedPolicy(["crane", "hello", "world"])
         evaluate.play_games(policy, ["hello", "world"])
         self.assertEqual(policy.calls, 3)  # one batched call per round, not per game
+
+
+class TestProgress(unittest.TestCase):
+    """The bar moves with every turn (and within a model's batch), not only when games end."""
+
+    def test_turns_advance_every_round_before_any_game_ends(self):
+        seen = []
+        evaluate.play_games(ScriptedPolicy(["crane", "slate", "pious", "dough", "lymph", "hello"]),
+                            ["hello", "world", "pizza"], on_progress=lambda *a: seen.append(a))
+        turns = [t for t, _, _ in seen]
+        self.assertEqual(turns, [0, 3, 6, 9, 12, 15, 18])  # 3 games x 6 turns; every round moves the bar
+        self.assertEqual([d for _, d, _ in seen][:6], [0] * 6)  # no game was over before the last round
+        self.assertEqual(seen[-1], (18, 3, 1))
+
+    def test_a_model_moves_the_bar_within_its_batch(self):
+        from wordle_mlx import models
+        from wordle_mlx.policy import ModelPolicy
+
+        model, tokenizer = models.load_model(models.TINY_MODEL)
+        policy = ModelPolicy(model, tokenizer, "compact", max_tokens=6)
+        seen = []
+        evaluate.play_games(policy, ["hello", "world"], on_progress=lambda *a: seen.append(a[0]))
+        self.assertEqual(seen, sorted(seen))
+        self.assertTrue(any(t != int(t) for t in seen))  # fractions of a round
+        self.assertEqual(seen[-1], 12)
+
+    def test_columns_fit_80(self):
+        from rich.console import Console
+        from rich.progress import Progress
+
+        line = render_80(evaluate.progress_columns(), total=1200, completed=700, done=137, won=12, games=200)
+        self.assertIn("games 137/200 done, 12 won ━━━", line)
 
 
 class TestSummary(unittest.TestCase):

@@ -1,6 +1,8 @@
 import json
+import os
 import tempfile
 import unittest
+from unittest import mock
 from pathlib import Path
 
 import mlx.core as mx
@@ -108,6 +110,34 @@ class TestGGUFErrors(unittest.TestCase):
         with self.assertRaisesRegex(gguf.GGUFError, "architecture 'mamba'"):
             gguf.convert_gguf(src, self.dir / "out")
         self.assertEqual(sorted(p.name for p in self.dir.iterdir()), ["t.gguf"])
+
+    def test_random_bytes_are_not_a_gguf_file(self):
+        bad = self.dir / "random.gguf"
+        bad.write_bytes(os.urandom(1024))
+        with self.assertRaisesRegex(gguf.GGUFError, r"is not a GGUF file \(magic b'.*', expected b'GGUF'\)$") as ctx:
+            gguf.convert_gguf(bad, self.dir / "out")
+        self.assertNotIn("K-quants", str(ctx.exception))
+
+    def test_unknown_version_is_named(self):
+        bad = self.dir / "v9.gguf"
+        bad.write_bytes(b"GGUF" + (9).to_bytes(4, "little") + bytes(64))
+        with self.assertRaisesRegex(gguf.GGUFError, "GGUF version 9 is not supported"):
+            gguf.read_gguf(bad)
+
+    def test_a_real_header_passes(self):
+        src = write_tiny_gguf(self.dir / "t.gguf", tiny_model())
+        self.assertIn(gguf.check_header(src), gguf.GGUF_VERSIONS)
+
+    def test_model_loader_says_not_gguf_before_converting(self):
+        from wordle_mlx import models
+
+        bad = self.dir / "random.gguf"
+        bad.write_bytes(os.urandom(1024))
+        said = []
+        with mock.patch.object(models, "_status", side_effect=said.append), \
+                self.assertRaisesRegex(models.ModelLoadError, "is not a GGUF file"):
+            models.resolve_model_path(str(bad))
+        self.assertEqual(said, [])  # no "converting ..." line first
 
     def test_missing_file(self):
         with self.assertRaisesRegex(gguf.GGUFError, "not found"):

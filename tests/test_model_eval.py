@@ -109,6 +109,28 @@ class TestPlots(unittest.TestCase):
             self.assertEqual(a.read_bytes()[:4], b"\x89PNG")
             self.assertGreater(b.stat().st_size, 5000)
 
+    def test_training_figure_axes_read_right(self):
+        from wordle_mlx import rewards
+
+        metrics = [{"step": i, "cumulative_wins": 0, "win_rate": 0.0, "reward_mean": -1.0, "skipped_group_fraction": 0.5,
+                    "loss": 0.01, "grad_norm": 0.5, "elapsed_s": 90.0 * i,
+                    **{f"reward_{k}": (0.0 if k in ("win", "repeat") else 0.3) for k in rewards.COMPONENTS}}
+                   for i in range(1, 4)]
+        fig = plots.training_figure(metrics)
+        wins_ax, reward_ax = fig.axes[0], fig.axes[1]
+        self.assertEqual(wins_ax.get_ylim()[0], 0.0)  # nothing won: the axis starts at 0, not at -0.04
+        self.assertGreater(wins_ax.get_ylim()[1], 0.0)
+        win_rate_ax = fig.axes[-1]  # the twin axis
+        self.assertLess(win_rate_ax.get_ylim()[0], 0.0)  # the 0% line is above the frame
+        labels = [t.get_text() for t in reward_ax.get_legend().get_texts()]
+        self.assertEqual(labels, ["total", *rewards.COMPONENTS])  # zero components too
+        for ax in fig.axes[:4]:
+            ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+            self.assertTrue(all(float(t).is_integer() for t in ticks), ticks)
+        fig = plots.training_figure(metrics, x="minutes")
+        self.assertEqual(fig.axes[0].get_xlabel(), "training minutes")
+        self.assertEqual(list(fig.axes[0].lines[0].get_xdata()), [1.5, 3.0, 4.5])
+
     def test_sft_loss_png(self):
         metrics = [{"step": i, "train_loss": 2.0 / i, **({"valid_loss": 1.0 / i} if i % 3 == 0 else {})} for i in range(1, 10)]
         with tempfile.TemporaryDirectory() as tmp:

@@ -117,5 +117,14 @@ class TestBuiltinFetchFailures(unittest.TestCase):
             models.fetch_builtin("gpt-5")
 
 
+class TestSuiteCache(unittest.TestCase):
+    def test_the_suite_writes_models_to_a_private_home(self):
+        home = Path(os.environ["WORDLE_MLX_HOME"])
+        self.assertTrue(home.name.startswith("wordle_mlx-tests-"), home)
+        self.assertTrue(str(home).startswith(tempfile.gettempdir()), home)
+        self.assertEqual(models.models_home(), home / "models")
+        self.assertNotEqual(models.models_home(), Path.home() / ".cache" / "wordle_mlx" / "models")
+
+
 if __name__ == "__main__":
     unittest.main()

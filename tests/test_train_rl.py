@@ -109,6 +109,40 @@ class TestTrainLoop(unittest.TestCase):
             train_rl.train(tiny_config(self.logs, "dup", steps=1))
 
 
+class TestProgress(unittest.TestCase):
+    def test_the_bar_moves_through_the_rollout_turns_and_the_update(self):
+        calls = []
+        real = train_rl.StepProgress.__call__
+
+        def record(self_, phase, fraction):
+            calls.append((phase, round(self_.bar.tasks[0].completed, 4)))
+            return real(self_, phase, fraction)
+
+        with tempfile.TemporaryDirectory() as logs, \
+                mock.patch.object(rewards, "score_group", side_effect=varied_score_group), \
+                mock.patch.object(train_rl.StepProgress, "__call__", record):
+            train_rl.train(tiny_config(logs, "p", steps=1))
+        phases = list(dict.fromkeys(p for p, _ in calls))
+        self.assertEqual(phases[-1], "update")
+        turns = [int(p.split()[2].split("/")[0]) for p in phases[:-1]]  # start states may have earlier turns
+        self.assertTrue(all(p.startswith("rollout turn") and p.endswith("/6") for p in phases[:-1]), phases)
+        self.assertEqual(turns, sorted(turns))
+        self.assertGreater(len(calls), 10)  # within the step, not once per step
+        done = [c for _, c in calls]
+        self.assertEqual(done, sorted(done))
+
+    def test_bar_and_step_line_fit_80_columns(self):
+        from tests.test_evaluate import render_80
+
+        line = render_80(train_rl.progress_columns(), total=200, completed=122.5, step=123, phase="rollout turn 6/6")
+        self.assertIn("step 123/200 ━━━", line)
+        self.assertIn("rollout turn 6/6", line)
+        metrics = {"step": 123, "loss": -0.01234, "reward_mean": -12.5, "win_rate": 0.125,
+                   "consistent_group_fraction": 0.5}
+        run = train_rl.RunState(step=123, cumulative_wins=1234, cumulative_games=9840)
+        self.assertLessEqual(len(train_rl.step_line(metrics, run)), 80)
+
+
 class TestBestGuess(unittest.TestCase):
     def test_the_game_never_advances_on_a_repeat(self):
         from wordle_mlx import rewards

@@ -61,14 +61,23 @@ def play_games(
     secrets: Sequence[str],
     max_guesses: int = MAX_GUESSES,
     hard_mode: bool = False,
-    on_round: Callable[[int], None] | None = None,
     on_game_end: Callable[[int, GameRecord], None] | None = None,
+    on_progress: Callable[[float, int, int], None] | None = None,
 ) -> list[GameRecord]:
     """Play one game per secret with `policy` (anything with `guess_batch(histories)`);
-    `on_game_end(index, record)` is called as soon as each game is over."""
+    `on_game_end(index, record)` is called as soon as each game is over. `on_progress(turns, done,
+    won)` counts turns played (a finished game counts all `max_guesses`, so the total is
+    len(secrets) * max_guesses), games finished and won; it is called after every round and, for a
+    policy with an `on_progress` attribute (a model), within the round as its batch decodes."""
     games = [GameRecord(s, GameState(s, max_guesses=max_guesses, hard_mode=hard_mode)) for s in secrets]
     while True:
         active = [g for g in games if not g.finished]
+        if on_progress is not None:
+            turns = sum(max_guesses if g.finished else len(g.attempts) for g in games)
+            done, won = len(games) - len(active), sum(g.won for g in games)
+            on_progress(turns, done, won)
+            if hasattr(policy, "on_progress"):
+                policy.on_progress = lambda f, t=turns, n=len(active), d=done, w=won: on_progress(t + f * n, d, w)
         if not active:
             return games
         if getattr(policy, "sees_rejected", False):
@@ -94,8 +103,6 @@ def play_games(
             game.attempts.append(attempt)
             if on_game_end is not None and game.finished:
                 on_game_end(games.index(game), game)
-        if on_round is not None:
-            on_round(sum(g.finished for g in games))
 
 
 def summarize(games: Sequence[GameRecord], max_guesses: int = MAX_GUESSES) -> dict:
@@ -129,15 +136,24 @@ def summarize(games: Sequence[GameRecord], max_guesses: int = MAX_GUESSES) -> di
     }
 
 
+def progress_columns() -> list:
+    """games done/won, a bar over turns (moves within a batch), elapsed and ETA: under 80 columns."""
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return [TextColumn("[bold]games[/] {task.fields[done]}/{task.fields[games]} done, {task.fields[won]} won"),
+            BarColumn(bar_width=20), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+
+
 def evaluate(policy, secrets: Sequence[str], progress: bool = True, **meta) -> dict:
     """Play all games (with a rich progress bar) and return the JSON-ready report."""
     start = time.perf_counter()
     if progress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress
 
-        with Progress(TextColumn("[bold]games"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True) as bar:
-            task = bar.add_task("games", total=len(secrets))
-            games = play_games(policy, secrets, on_round=lambda done: bar.update(task, completed=done))
+        with Progress(*progress_columns(), transient=True) as bar:
+            task = bar.add_task("games", total=len(secrets) * MAX_GUESSES, done=0, won=0, games=len(secrets))
+            games = play_games(policy, secrets, on_progress=lambda turns, done, won: bar.update(
+                task, completed=turns, done=done, won=won))
     else:
         games = play_games(policy, secrets)
     report = {"policy": policy.describe(), **meta, **summarize(games)}

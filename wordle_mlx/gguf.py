@@ -61,11 +61,30 @@ def _scalar(meta: dict, key: str, default=None):
     return value
 
 
-def read_gguf(path: str | Path) -> tuple[dict[str, mx.array], dict]:
-    """(tensors, metadata) of a GGUF file; GGUFError with the reason on failure."""
+GGUF_MAGIC = b"GGUF"
+GGUF_VERSIONS = (2, 3)
+
+
+def check_header(path: str | Path) -> int:
+    """The GGUF version of `path`; GGUFError unless it starts with the magic `GGUF` and a known version."""
     path = Path(path)
     if not path.is_file():
         raise GGUFError(f"GGUF file not found: {path}")
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    if head[:4] != GGUF_MAGIC:
+        raise GGUFError(f"{path} is not a GGUF file (magic {head[:4]!r}, expected {GGUF_MAGIC!r})")
+    version = int.from_bytes(head[4:8], "little") if len(head) == 8 else None
+    if version not in GGUF_VERSIONS:
+        raise GGUFError(f"{path}: GGUF version {version} is not supported (expected one of "
+                        f"{', '.join(map(str, GGUF_VERSIONS))})")
+    return version
+
+
+def read_gguf(path: str | Path) -> tuple[dict[str, mx.array], dict]:
+    """(tensors, metadata) of a GGUF file; GGUFError with the reason on failure."""
+    path = Path(path)
+    check_header(path)
     try:
         return mx.load(str(path), return_metadata=True)
     except Exception as err:  # mlx raises RuntimeError/ValueError with long messages

@@ -158,8 +158,9 @@ def _convert_local_gguf(path: Path, dequantize: str | None) -> Path:
     key = f"{path.stem}-{path.stat().st_size}" + (f"-{dequantize}" if dequantize else "")
     out_dir = models_home() / "gguf" / key
     if not (out_dir / "config.json").exists():
-        _status(f"converting {path} -> {out_dir} ...")
         try:
+            gguf.check_header(path)  # before saying "converting": a file that is not GGUF is one clear line
+            _status(f"converting {path} -> {out_dir} ...")
             gguf.convert_gguf(path, out_dir, dequantize=dequantize)
         except gguf.GGUFError as err:
             raise ModelLoadError(str(err)) from None

@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from wordle_mlx import jsonl  # noqa: E402
@@ -51,69 +52,98 @@ def rolling(values: Sequence[float], window: int) -> np.ndarray:
     return out
 
 
-def plot_training(metrics: list[dict], out: str | Path, window: int = 10, title: str | None = None) -> Path:
-    """2x2 panel: cumulative wins + rolling win rate, reward components, zero-variance fraction, loss."""
+X_AXES = ("step", "minutes")
+
+
+def _x(metrics: list[dict], x: str) -> tuple[list[float], str]:
+    """The x values and label: steps, or training minutes (`elapsed_s` of each line)."""
+    if x not in X_AXES:
+        raise PlotError(f"x axis: expected one of {', '.join(X_AXES)}, got {x!r}")
+    if x == "minutes":
+        if "elapsed_s" not in metrics[0]:
+            raise PlotError("metrics have no elapsed_s: cannot plot against minutes")
+        return [m["elapsed_s"] / 60 for m in metrics], "training minutes"
+    return [m["step"] for m in metrics], "step"
+
+
+def _style_x(ax, x: str) -> None:
+    if x == "step":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
+
+
+def training_figure(metrics: list[dict], window: int = 10, title: str | None = None, x: str = "step"):
+    """2x2 panel: cumulative wins + rolling win rate, reward components, groups and guesses, loss."""
     if "cumulative_wins" not in metrics[0]:
         raise PlotError("metrics have no cumulative_wins: expected a train_rl metrics.jsonl")
-    steps = [m["step"] for m in metrics]
+    xs, xlabel = _x(metrics, x)
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     ax = axes[0][0]
-    ax.plot(steps, [m["cumulative_wins"] for m in metrics], color="tab:green", label="cumulative wins")
-    ax.set_xlabel("step")
+    wins = [m["cumulative_wins"] for m in metrics]
+    ax.plot(xs, wins, color="tab:green", label="cumulative wins")
+    ax.set_ylim(0, max(1, max(wins)) * 1.05)  # from 0, also when nothing is won yet
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("cumulative wins")
     twin = ax.twinx()
-    twin.plot(steps, 100 * rolling([m["win_rate"] for m in metrics], window), color="tab:blue", alpha=0.7,
+    twin.plot(xs, 100 * rolling([m["win_rate"] for m in metrics], window), color="tab:blue", alpha=0.7,
               label=f"win rate (rolling {window})")
     twin.set_ylabel("win rate %")
-    twin.set_ylim(0, 100)
+    twin.set_ylim(-2, 102)  # a 0% line stays visible above the axis
     ax.set_title("games won")
     ax.legend(loc="upper left", fontsize=8)
     twin.legend(loc="lower right", fontsize=8)
     ax = axes[0][1]
-    ax.plot(steps, rolling([m["reward_mean"] for m in metrics], window), color="black", lw=2, label="total")
+    ax.plot(xs, rolling([m["reward_mean"] for m in metrics], window), color="black", lw=2, label="total")
     for k in COMPONENTS:
         key = f"reward_{k}"
-        if key in metrics[0] and any(m[key] for m in metrics):
-            ax.plot(steps, rolling([m[key] for m in metrics], window), lw=1, label=k)
+        if key in metrics[0]:  # every logged component, also one that stays at 0
+            ax.plot(xs, rolling([m[key] for m in metrics], window), lw=1, label=k)
+    ax.axhline(0, color="gray", lw=0.5)
     ax.set_title(f"reward (rolling {window})")
-    ax.set_xlabel("step")
     ax.legend(fontsize=7, ncol=2)
     ax = axes[1][0]
-    ax.plot(steps, [100 * m["skipped_group_fraction"] for m in metrics], color="tab:red", label="zero-variance groups")
+    ax.plot(xs, [100 * m["skipped_group_fraction"] for m in metrics], color="tab:red", label="zero-variance groups")
     if "valid_guess_rate" in metrics[0]:
-        ax.plot(steps, [100 * m["valid_guess_rate"] for m in metrics], color="tab:purple", label="valid guesses")
+        ax.plot(xs, [100 * m["valid_guess_rate"] for m in metrics], color="tab:purple", label="valid guesses")
     if "consistent_rate" in metrics[0]:
-        ax.plot(steps, [100 * m["consistent_rate"] for m in metrics], color="tab:green", label="fitting guesses")
-        ax.plot(steps, [100 * m["consistent_group_fraction"] for m in metrics], color="tab:olive", ls="--",
+        ax.plot(xs, [100 * m["consistent_rate"] for m in metrics], color="tab:green", label="fitting guesses")
+        ax.plot(xs, [100 * m["consistent_group_fraction"] for m in metrics], color="tab:olive", ls="--",
                 label="groups with a fitting sample")
-        ax.plot(steps, [100 * m["repeat_rate"] for m in metrics], color="tab:gray", label="repeated guesses")
+        ax.plot(xs, [100 * m["repeat_rate"] for m in metrics], color="tab:gray", label="repeated guesses")
     ax.set_ylim(-2, 102)
     ax.set_ylabel("%")
-    ax.set_xlabel("step")
     ax.set_title("groups and guesses")
     ax.legend(fontsize=8)
     ax = axes[1][1]
-    ax.plot(steps, [m["loss"] for m in metrics], label="loss")
-    ax.plot(steps, [m["grad_norm"] for m in metrics], label="grad norm", alpha=0.7)
-    ax.set_xlabel("step")
+    ax.plot(xs, [m["loss"] for m in metrics], label="loss")
+    ax.plot(xs, [m["grad_norm"] for m in metrics], label="grad norm", alpha=0.7)
     ax.set_title("optimisation")
     ax.legend(fontsize=8)
+    for ax in [*axes[0], *axes[1]]:
+        ax.set_xlabel(xlabel)
+        _style_x(ax, x)
     fig.suptitle(title or "GRPO training")
-    return _save(fig, out)
+    return fig
 
 
-def plot_sft(metrics: list[dict], out: str | Path, window: int = 10, title: str | None = None) -> Path:
+def plot_training(metrics: list[dict], out: str | Path, window: int = 10, title: str | None = None,
+                  x: str = "step") -> Path:
+    """`training_figure` written as a PNG."""
+    return _save(training_figure(metrics, window, title, x), out)
+
+
+def plot_sft(metrics: list[dict], out: str | Path, window: int = 10, title: str | None = None, x: str = "step") -> Path:
     """Training loss (raw and rolling) and held-out loss of an SFT run."""
     if "train_loss" not in metrics[0]:
         raise PlotError("metrics have no train_loss: expected a train_sft metrics.jsonl")
-    steps = [m["step"] for m in metrics]
+    steps, xlabel = _x(metrics, x)
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.plot(steps, [m["train_loss"] for m in metrics], color="tab:blue", alpha=0.3, label="train loss (batch)")
     ax.plot(steps, rolling([m["train_loss"] for m in metrics], window), color="tab:blue", label=f"train (rolling {window})")
-    held = [(m["step"], m["valid_loss"]) for m in metrics if "valid_loss" in m]
+    held = [(xv, m["valid_loss"]) for xv, m in zip(steps, metrics) if "valid_loss" in m]
     if held:
         ax.plot(*zip(*held), "o-", color="tab:orange", label="held-out loss")
-    ax.set_xlabel("step")
+    ax.set_xlabel(xlabel)
+    _style_x(ax, x)
     ax.set_ylabel("completion cross-entropy (nats/token)")
     ax.set_yscale("log")
     ax.set_title(title or "SFT")

@@ -30,6 +30,7 @@ class ModelPolicy(Policy):
         self.logits_processors = logits_processors
         self.last_completions: list[str] = []
         self.last_parsed: list[prompts.Parsed] = []
+        self.on_progress = None  # set by the evaluator: told the fraction of the current batch that is done
 
     sees_rejected = True  # the evaluator passes earlier invalid answers, shown in the prompt
 
@@ -38,7 +39,7 @@ class ModelPolicy(Policy):
         prompt_ids = [rollout.chat_prompt(self.tokenizer, prompts.build_messages(h, self.fmt, rejected=r))
                       for h, r in zip(histories, rejected)]
         groups = rollout.sample_groups(self.model, self.tokenizer, prompt_ids, 1, self.temperature, self.max_tokens,
-                                       logits_processors=self.logits_processors)
+                                       logits_processors=self.logits_processors, on_progress=self.on_progress)
         self.last_completions = [g[0].text for g in groups]
         self.last_parsed = [prompts.parse_completion(text, strict=True, think=self.think) for text in self.last_completions]
         return [parsed.attempt for parsed in self.last_parsed]

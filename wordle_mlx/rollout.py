@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import mlx.core as mx
 from mlx_lm.generate import BatchGenerator
@@ -76,11 +76,14 @@ def stop_tokens(tokenizer) -> list[list[int]]:
 
 def sample_groups(model, tokenizer, prompts: Sequence[Sequence[int]], n: int, temperature: float,
                   max_tokens: int, top_p: float = 1.0, stats: RolloutStats | None = None,
-                  logits_processors: list | None = None) -> list[list[Completion]]:
+                  logits_processors: list | None = None,
+                  on_progress: Callable[[float], None] | None = None) -> list[list[Completion]]:
     """N completions for each prompt, all rows decoded in one batch. Returns [prompt][sample].
 
     `temperature` 0 means greedy. `logits_processors` (mlx-lm's `(tokens, logits) -> logits`) apply
-    to every row; the recorded log-probs are then those of the processed logits.
+    to every row; the recorded log-probs are then those of the processed logits. `on_progress(f)`
+    is told the fraction done (0..1: prefills are the first 30%, decode steps out of `max_tokens`
+    the rest) after every prefill and decode step, so a progress bar can move within one batch.
     """
     stats = stats if stats is not None else RolloutStats()
     if not prompts:
@@ -99,12 +102,15 @@ def sample_groups(model, tokenizer, prompts: Sequence[Sequence[int]], n: int, te
                                     logits_processors=[list(logits_processors)] * n if logits_processors else None)
             owner.update({uid: (g, i) for i, uid in enumerate(uids)})
             stats.prompt_tokens += len(prompt)
+            if on_progress is not None:
+                on_progress(0.3 * (g + 1) / len(prompts))
         stats.prefill_s += time.perf_counter() - start
 
         start = time.perf_counter()
         tokens: dict[int, list[int]] = {uid: [] for uid in owner}
         picked: dict[int, list[float]] = {uid: [] for uid in owner}
         finish: dict[int, str] = {}
+        decode_steps = 0
         while len(finish) < rows:
             for r in generator.next_generated():
                 tokens[r.uid].append(r.token)
@@ -112,6 +118,9 @@ def sample_groups(model, tokenizer, prompts: Sequence[Sequence[int]], n: int, te
                 picked[r.uid].append(r.logprobs[r.token].item())
                 if r.finish_reason is not None:
                     finish[r.uid] = r.finish_reason
+            decode_steps += 1
+            if on_progress is not None:
+                on_progress(1.0 if len(finish) == rows else 0.3 + 0.7 * min(decode_steps / max(max_tokens, 1), 1.0))
         stats.decode_s += time.perf_counter() - start
     finally:
         generator.close()

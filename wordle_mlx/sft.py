@@ -154,7 +154,7 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
 
 
 def _train(config: Config, run_dir: Path, resume, world: World, console) -> Path:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from wordle_mlx.train_rl import _report_trim, load_policy_model
 
@@ -192,7 +192,8 @@ def _train(config: Config, run_dir: Path, resume, world: World, console) -> Path
                       f"{len(batches)} batches of {c.batch_size}, {c.iters} steps x {world.size} process(es), "
                       f"held-out {len(valid_records)}")
     metrics_file = run_dir / "metrics.jsonl"
-    columns = [TextColumn("[bold]sft"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[info]}"),
+    columns = [TextColumn("[bold]sft"), MofNCompleteColumn(), BarColumn(bar_width=16), TextColumn("{task.fields[info]}"),
+               TimeElapsedColumn(), TextColumn("ETA"),
                TimeRemainingColumn()]
     try:
         with Progress(*columns, console=console, disable=not (config.logging.progress and main)) as bar:

@@ -28,6 +28,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import mlx.core as mx
 import numpy as np
@@ -36,7 +37,7 @@ from wordle_mlx import checkpoint, evaluate, grpo, jsonl, lora, memory, models, 
 from wordle_mlx import words as wordlists
 from wordle_mlx.config import Config
 from wordle_mlx.distributed import World, init_world, reduce_metrics
-from wordle_mlx.game import GameState, Turn
+from wordle_mlx.game import MAX_GUESSES, GameState, Turn
 from wordle_mlx.policy import ModelPolicy
 from wordle_mlx.prompts import build_messages
 
@@ -154,25 +155,31 @@ def _best_valid(breakdowns: list[rewards.RewardBreakdown]) -> str | None:
 
 
 def play_step(model, tokenizer, states: list[GameState], config: Config, curriculum: rewards.Curriculum,
-              timings: dict, rollout_stats: rollout.RolloutStats) -> dict:
-    """Play the step's games to the end; return groups, sequences and counters."""
+              timings: dict, rollout_stats: rollout.RolloutStats,
+              on_progress: Callable[[str, float], None] | None = None) -> dict:
+    """Play the step's games to the end; return groups, sequences and counters.
+    `on_progress(phase, fraction)`: "rollout turn k/6" and the fraction of that turn's batch decoded."""
     s, rc = config.sampling, config.rewards
     games = list(states)
     ended_invalid = [False] * len(games)
     seqs: list[grpo.TrainSequence] = []
     records = []  # (game index, state, completion, breakdown, advantage)
     groups = zero_groups = resampled = turns_played = consistent_groups = 0
+    max_guesses = max((g.max_guesses for g in games), default=6)
     while True:
         active = [i for i, g in enumerate(games) if not g.finished and not ended_invalid[i]]
         if not active:
             break
+        turn = min(len(games[i].turns) for i in active) + 1
+        report = None if on_progress is None else (
+            lambda f, phase=f"rollout turn {turn}/{max_guesses}": on_progress(phase, f))
         prompt_ids = [rollout.chat_prompt(tokenizer, build_messages(games[i].turns, s.prompt_format)) for i in active]
         longest = max(len(p) for p in prompt_ids)
         if longest > s.max_prompt_tokens:
             raise TrainingError(f"sampling.max_prompt_tokens: a prompt has {longest} tokens, more than "
                                 f"{s.max_prompt_tokens}; raise it or use a shorter sampling.prompt_format")
         samples = rollout.sample_groups(model, tokenizer, prompt_ids, s.num_generations, s.temperature,
-                                        s.max_new_tokens, s.top_p, rollout_stats)
+                                        s.max_new_tokens, s.top_p, rollout_stats, on_progress=report)
         for i, prompt, group in zip(active, prompt_ids, samples):
             start = time.perf_counter()
             state = games[i]
@@ -264,6 +271,38 @@ def run_eval(model, tokenizer, config: Config) -> dict:
             "eval_invalid_guess_rate": report["invalid_guess_rate"]}
 
 
+class StepProgress:
+    """The GRPO bar: moves within a step (rollout turn k/6 as its batch decodes, then the update)."""
+
+    def __init__(self, bar, task, max_guesses: int = MAX_GUESSES):
+        self.bar, self.task, self.max_guesses, self.step = bar, task, max_guesses, 0
+
+    def __call__(self, phase: str, fraction: float) -> None:
+        k = int(phase.split()[2].split("/")[0]) if phase.startswith("rollout turn") else self.max_guesses + 1
+        done = (min(k, self.max_guesses + 1) - 1 + fraction) / (self.max_guesses + 1)
+        self.bar.update(self.task, completed=self.step - 1 + done, step=self.step, phase=phase)
+
+    def done(self, line: str | None) -> None:
+        self.bar.update(self.task, completed=self.step, step=self.step, phase="")
+        if line:
+            self.bar.console.print(line)
+
+
+def progress_columns() -> list:
+    """`step 3/24 [bar] rollout turn 2/6 0:01:10 ETA 0:25:00`: under 80 columns."""
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return [TextColumn("[bold]step[/] {task.fields[step]}/{task.total:.0f}"), BarColumn(bar_width=16),
+            TextColumn("{task.fields[phase]:<17}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+
+
+def step_line(metrics: dict, run: RunState) -> str:
+    """One line per finished step (under 80 columns)."""
+    return (f"step {metrics['step']:>3}  loss {metrics['loss']:+.4f}  reward {metrics['reward_mean']:+.2f}  "
+            f"win {100 * metrics['win_rate']:3.0f}% ({run.cumulative_wins}/{run.cumulative_games})  "
+            f"fit {100 * metrics['consistent_group_fraction']:3.0f}%")
+
+
 def _report_trim(console, dropped: dict[str, int], step: int) -> None:
     lost = {k: v for k, v in dropped.items() if v}
     if lost:
@@ -278,7 +317,7 @@ def prepare_run(config: Config, resume: str | Path | None, world: World | None =
 def train(config: Config, resume: str | Path | None = None, console=None) -> Path:
     """Run GRPO training (or resume it); returns the run directory."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import Progress
 
     console = console or Console()
     world = init_world()
@@ -312,20 +351,22 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
                       f"generations {config.sampling.num_generations}")
     metrics_file = run_dir / "metrics.jsonl"
     samples_file = run_dir / "samples.jsonl"
-    columns = [TextColumn("[bold]step"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[info]}"),
-               TimeRemainingColumn()]
     step = run.step
+    show = config.logging.progress and main
     try:
-        with Progress(*columns, console=console, disable=not (config.logging.progress and main)) as bar:
-            task = bar.add_task("train", total=t.steps, completed=run.step, info="")
+        with Progress(*progress_columns(), console=console, disable=not show) as bar:
+            progress = StepProgress(bar, bar.add_task("train", total=t.steps, completed=run.step, step=run.step,
+                                                      phase="starting"))
             for step in range(run.step + 1, t.steps + 1):
+                progress.step = step
                 start = time.perf_counter()
                 mx.random.seed(t.seed * 1_000_003 + step + 7_919 * world.rank)
                 mx.reset_peak_memory()
                 states = starts.for_step(step)
                 timings = {"reward_s": 0.0}
                 rstats = rollout.RolloutStats()
-                played = play_step(model, tokenizer, states, config, curriculum, timings, rstats)
+                played = play_step(model, tokenizer, states, config, curriculum, timings, rstats, progress)
+                progress("update", 0.0)
                 rollout_peak = mx.get_peak_memory() / 2**30
                 mx.clear_cache()  # the rollout's buffers (KV caches, logits) are not the update's shapes
                 mx.reset_peak_memory()
@@ -357,10 +398,7 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
                             fh.write(json.dumps(sample) + "\n")
                 if (step % t.checkpoint_every == 0 or step == t.steps) and main:
                     save_checkpoint(run_dir, model, optimizer, run, curriculum)
-                bar.update(task, completed=step, info=(
-                    f"loss {metrics['loss']:+.4f}  reward {metrics['reward_mean']:+.2f}  win {100 * metrics['win_rate']:.0f}% "
-                    f"(total {run.cumulative_wins}/{run.cumulative_games})  zero-var {100 * metrics['skipped_group_fraction']:.0f}%  "
-                    f"fit {100 * metrics['consistent_group_fraction']:.0f}%"))
+                progress.done(step_line(metrics, run) if show else None)
     except KeyboardInterrupt:
         if main:
             save_checkpoint(run_dir, model, optimizer, run, curriculum)

@@ -1,0 +1,135 @@
+"""Every script: Ctrl-C or SIGTERM at any moment is one line and exit 128 + signal (130 / 143), after
+the trainers have saved a checkpoint; the usage line says how a script is really run."""
+
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start(args: list[str], ignore_sigint: bool = False) -> subprocess.Popen:
+    """A script as a shell would start it: SIGINT at its default, or ignored (a background job)."""
+    def handlers():
+        signal.signal(signal.SIGINT, signal.SIG_IGN if ignore_sigint else signal.SIG_DFL)
+    return subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=handlers)
+
+
+def wait_for_steps(path: Path, n: int, proc: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if path.exists() and len(path.read_text().splitlines()) >= n:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"exited early: {proc.communicate()}")
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"no step {n} in {timeout} s")
+
+
+def lines(text: str) -> list[str]:
+    return [l for l in text.splitlines() if l.strip()]
+
+
+class TestInterrupt(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.logs = Path(self.tmp.name)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def train(self, script: str, name: str, ignore_sigint: bool = False) -> subprocess.Popen:
+        return start([f"scripts.{script}", "--config", "config/tiny_test.json", "--set", f"logging.logs_dir={self.logs}",
+                      "--set", f"logging.run_name={name}", "--set", "training.steps=500", "--set", "sft.iters=500",
+                      "--set", "sft.num_examples=8", "--set", "sft.num_valid=2", "--set", "sft.checkpoint_every=1000",
+                      "--set", "sft.max_seq_tokens=2048"], ignore_sigint)
+
+    def test_ctrl_c_saves_a_checkpoint_and_exits_130(self):
+        for script in ("train_rl", "train_sft"):
+            with self.subTest(script=script):
+                proc = self.train(script, script)
+                wait_for_steps(self.logs / script / "metrics.jsonl", 2, proc)
+                proc.send_signal(signal.SIGINT)
+                out, err = proc.communicate(timeout=120)
+                self.assertEqual(proc.returncode, 130, err)
+                self.assertNotIn("Traceback", err)
+                self.assertRegex(lines(err)[-1], rf"^interrupted: checkpoint of step \d+ saved; continue with "
+                                                 rf"python -m scripts.{script} --resume ")
+                step = json.loads((self.logs / script / "checkpoint" / "state.json").read_text())["step"]
+                self.assertGreaterEqual(step, 2)
+                self.assertIn(f"step {step} saved", err)
+
+    def test_sigterm_saves_too_and_exits_143_even_when_sigint_is_ignored(self):
+        proc = self.train("train_rl", "bg", ignore_sigint=True)
+        wait_for_steps(self.logs / "bg" / "metrics.jsonl", 1, proc)
+        proc.send_signal(signal.SIGINT)  # ignored, as for a background job
+        time.sleep(1.0)
+        self.assertIsNone(proc.poll())
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 143, err)
+        self.assertNotIn("Traceback", err)
+        self.assertTrue(lines(err)[-1].startswith("interrupted: checkpoint of step"), err)
+
+    def test_ctrl_c_at_any_moment_is_one_line(self):
+        for delay in (0.05, 0.3, 0.8, 1.5, 3.0):
+            with self.subTest(delay=delay):
+                proc = self.train("train_rl", f"early{delay}")
+                time.sleep(delay)
+                proc.send_signal(signal.SIGINT)
+                _, err = proc.communicate(timeout=120)
+                self.assertEqual(proc.returncode, 130, err)
+                self.assertNotIn("Traceback", err)
+                self.assertTrue(lines(err)[-1].startswith("interrupted"), err)
+                self.assertEqual(sum("interrupted" in l for l in lines(err)), 1, err)
+
+    def test_an_interrupted_sft_stops_a_chained_grpo(self):
+        cmd = (f"{sys.executable} -m scripts.train_sft --config config/tiny_test.json --set logging.logs_dir={self.logs} "
+               "--set logging.run_name=chain --set sft.iters=500 --set sft.num_examples=8 --set sft.num_valid=2 "
+               f"--set sft.max_seq_tokens=2048 && echo GRPO-STARTED")
+        proc = subprocess.Popen(["bash", "-c", cmd], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        wait_for_steps(self.logs / "chain" / "metrics.jsonl", 1, proc)
+        import os
+
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C reaches the whole foreground group
+        out, err = proc.communicate(timeout=120)
+        self.assertNotIn("GRPO-STARTED", out)
+        self.assertNotEqual(proc.returncode, 0)
+
+
+class TestUsage(unittest.TestCase):
+    def test_usage_names_the_module(self):
+        for script in ("train_rl", "train_sft", "evaluate", "play", "data_synth"):
+            with self.subTest(script=script):
+                proc = subprocess.run([sys.executable, "-m", f"scripts.{script}", "--no-such-flag"], cwd=ROOT,
+                                      capture_output=True, text=True, timeout=120)
+                self.assertEqual(proc.returncode, 2)
+                self.assertTrue(proc.stderr.startswith(f"usage: python -m scripts.{script} "), proc.stderr)
+
+
+class TestDoctor(unittest.TestCase):
+    def test_the_blas_path_is_never_cut(self):
+        import os
+
+        from wordle_mlx import blas
+
+        env = {**os.environ, "COLUMNS": "50"}
+        proc = subprocess.run([sys.executable, "-m", "scripts.doctor"], cwd=ROOT, capture_output=True, text=True,
+                              env=env, timeout=120)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        line = next(l for l in proc.stdout.splitlines() if l.strip().startswith("BLAS"))
+        if blas.loaded_path:
+            self.assertTrue(line.endswith(blas.loaded_path), line)
+        self.assertNotIn("…", proc.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
