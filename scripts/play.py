@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--secret", help="the secret word (default: a random eval answer)")
     parser.add_argument("--temperature", type=float, default=0.0)
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--format", choices=prompts.FORMATS, default="plain")
+    parser.add_argument("--format", choices=prompts.FORMATS, default=None,
+                        help="prompt format (default: the adapter's, else plain)")
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args(argv)
     secret = (args.secret or random.Random(args.seed).choice(wordlists.split_words("eval"))).lower()
@@ -66,13 +67,18 @@ def main(argv: list[str] | None = None) -> int:
         except models.ModelLoadError as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
-        policy = ModelPolicy(model, tokenizer, args.format, args.temperature, args.max_tokens)
+        from wordle_mlx.policy import run_answer_settings
+
+        trained = run_answer_settings(args.adapter)
+        policy = ModelPolicy(model, tokenizer, args.format or trained.get("prompt_format", "plain"), args.temperature,
+                             args.max_tokens, think=trained.get("think", True))
         rejected: list[str] = []
         while not state.won and attempts < state.max_guesses:
             guess = policy.guess_batch([state.turns], [rejected])[0]
             parsed = policy.last_parsed[0]
             attempts += 1
-            console.print(f"[dim]turn {attempts} think:[/] {parsed.think or '(no think)'}")
+            if policy.think:
+                console.print(f"[dim]turn {attempts} think:[/] {parsed.think or '(no think)'}")
             problem = state.check_guess(guess)
             if problem:
                 console.print(f"  [red]invalid ({parsed.guess_problem or problem[0]}):[/] {policy.last_completions[0][:120]!r}")

@@ -119,6 +119,28 @@ class TestSaveLoadFuse(unittest.TestCase):
         self.assertFalse(lora.lora_modules(model))
         self.assertLess(float(mx.abs(model(X) - self.adapted_logits).max()), 1e-4)
 
+    def test_exported_float16_adapters_stand_alone(self):
+        run = Path(self.tmp.name) / "run"
+        (run / "adapters").mkdir(parents=True)
+        for f in self.adapter_dir.iterdir():
+            (run / "adapters" / f.name).write_bytes(f.read_bytes())
+        (run / "config.json").write_text(json.dumps({"sampling": {"prompt_format": "compact", "think": False}}))
+        out = Path(self.tmp.name) / "shipped"
+        proc = subprocess.run([sys.executable, "-m", "scripts.export_adapters", "--adapter", str(run / "adapters"),
+                               "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        weights = mx.load(str(out / "adapters.safetensors"))
+        self.assertTrue(all(v.dtype == mx.float16 for v in weights.values()))
+        self.assertLess((out / "adapters.safetensors").stat().st_size,
+                        0.6 * (self.adapter_dir / "adapters.safetensors").stat().st_size)
+        from wordle_mlx.policy import run_answer_settings
+
+        self.assertEqual(run_answer_settings(out), {"prompt_format": "compact", "think": False})  # no run beside it
+        model, _ = mlx_lm.load(str(self.model_dir), adapter_path=str(out))
+        logits = model(X)
+        self.assertEqual(logits.dtype, mx.float32)
+        self.assertLess(float(mx.abs(logits - self.adapted_logits).max()), 1e-2)
+
     def test_fuse_cli_writes_a_standalone_model(self):
         out = Path(self.tmp.name) / "fused"
         proc = subprocess.run([sys.executable, "-m", "scripts.fuse", "--model", str(self.model_dir), "--adapter",

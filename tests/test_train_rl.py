@@ -64,6 +64,17 @@ class TestTrainLoop(unittest.TestCase):
         self.assertTrue((run_dir / "adapters" / "adapters.safetensors").exists())
         self.assertEqual(load_config(run_dir / "config.json").training.steps, 2)
 
+    def test_final_eval_is_printed_and_saved(self):
+        from rich.console import Console
+
+        config = load_config(ROOT / "config" / "tiny_test.json", [f"logging.logs_dir={self.logs}", "logging.run_name=f",
+                                                                  "training.steps=1", "training.final_eval_games=2"])
+        console = Console(record=True, width=200)
+        run_dir = train_rl.train(config, console=console)
+        report = json.loads((run_dir / "final_eval.json").read_text())
+        self.assertEqual(report["n_games"], 2)
+        self.assertRegex(console.export_text(), r"eval on 2 eval words \(greedy\): \d/2 won, (\d+%|n/a) valid, (\d+%|n/a) consistent")
+
     def test_skipped_fraction_counts_zero_variance_groups(self):
         with mock.patch.object(rewards, "score_group", side_effect=REAL_SCORE_GROUP):  # random outputs: all invalid
             run_dir = train_rl.train(tiny_config(self.logs, "z", steps=1))

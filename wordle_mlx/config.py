@@ -78,6 +78,8 @@ class TrainingConfig(_Section):
     checkpoint_every: int = Field(10, ge=1)
     eval_every: int = Field(0, ge=0, description="steps between evaluations on a fixed eval subset; 0 = off")
     eval_games: int = Field(20, ge=1)
+    final_eval_games: int = Field(0, ge=0, description="at the end, greedy games on this many eval words (fixed, "
+                                  "seed 0): wins, valid, consistent printed and saved as final_eval.json; 0 = off")
     seed: int = 0
 
 

@@ -117,6 +117,25 @@ def save_adapters(model: nn.Module, path: str | Path, settings: LoraSettings | N
     return path
 
 
+def export_adapters(src: str | Path, out: str | Path, dtype: str = "float16", answer_settings: dict | None = None) -> Path:
+    """Copy trained adapters (mlx-lm format) to `out` with the weights cast to `dtype` (float16 halves
+    the file) and the prompt format / think layout they were trained with stored in
+    adapter_config.json (`wordle_mlx.sampling`), so a shipped adapter directory stands alone."""
+    src, out = Path(src), Path(out)
+    if not (src / ADAPTER_CONFIG).exists() or not (src / ADAPTER_WEIGHTS).exists():
+        raise FileNotFoundError(f"adapter: {src} needs {ADAPTER_CONFIG} and {ADAPTER_WEIGHTS}")
+    if dtype not in ("float16", "bfloat16", "float32"):
+        raise ValueError(f"dtype: expected float16, bfloat16 or float32, got {dtype!r}")
+    weights = {k: v.astype(getattr(mx, dtype)) for k, v in mx.load(str(src / ADAPTER_WEIGHTS)).items()}
+    config = json.loads((src / ADAPTER_CONFIG).read_text())
+    if answer_settings:
+        config.setdefault("wordle_mlx", {})["sampling"] = dict(answer_settings)
+    out.mkdir(parents=True, exist_ok=True)
+    mx.save_safetensors(str(out / ADAPTER_WEIGHTS), weights)
+    (out / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    return out
+
+
 def load_adapters(model: nn.Module, path: str | Path) -> nn.Module:
     """Add the LoRA layers described in `path` and load their weights (mlx-lm's loader)."""
     from mlx_lm.tuner.utils import load_adapters as mlx_load_adapters

@@ -56,6 +56,7 @@ BUILTIN_MODELS = {
 }
 DEFAULT_MODEL = "smollm2-135m-instruct"
 TINY_MODEL = "tiny-random-llama"  # built locally from code, for tests (wordle_mlx.tiny)
+TINY_MODELS = (TINY_MODEL, "tiny-random-qwen3", "tiny-random-gemma3")  # one per architecture under test
 
 
 class ModelLoadError(RuntimeError):
@@ -189,12 +190,12 @@ def resolve_model_path(name_or_path: str, dequantize: str | None = "auto") -> st
     dequantize = resolve_dequantize(dequantize) if (name_or_path in BUILTIN_MODELS or is_local_gguf) else None
     if name_or_path in BUILTIN_MODELS:
         return str(fetch_builtin(name_or_path, dequantize))
-    if name_or_path == TINY_MODEL:
-        out_dir = models_home() / TINY_MODEL
+    if name_or_path in TINY_MODELS:
+        out_dir = models_home() / name_or_path
         if not (out_dir / "config.json").exists():
             from wordle_mlx import tiny
 
-            tiny.write_tiny_model(out_dir)
+            tiny.write_tiny_model(out_dir, arch=tiny.MODEL_NAMES[name_or_path])
         return str(out_dir)
     path = Path(name_or_path).expanduser()
     if path.suffix == ".gguf":
@@ -207,7 +208,7 @@ def resolve_model_path(name_or_path: str, dequantize: str | None = "auto") -> st
         return str(path)
     if name_or_path.count("/") != 1 or path.exists():
         raise ModelLoadError(
-            f"model: {name_or_path!r} is not a built-in name ({', '.join([*BUILTIN_MODELS, TINY_MODEL])}), "
+            f"model: {name_or_path!r} is not a built-in name ({', '.join([*BUILTIN_MODELS, *TINY_MODELS])}), "
             "a .gguf file, an mlx-lm directory or a Hugging Face id (owner/name)")
     return name_or_path
 

@@ -50,13 +50,20 @@ class ModelPolicy(Policy):
 
 
 def run_answer_settings(adapter_path: str | Path | None) -> dict:
-    """The prompt format and think layout an adapter was trained with, read from its run's saved
-    config (`<run>/config.json` beside `<run>/adapters`); {} when there is none."""
+    """The prompt format and think layout an adapter was trained with: from its adapter_config.json
+    (`wordle_mlx.sampling`, written by `lora.export_adapters`), else from its run's saved config
+    (`<run>/config.json` beside `<run>/adapters`); {} when there is neither."""
     if adapter_path is None:
         return {}
-    path = Path(adapter_path).parent / "config.json"
-    try:
-        sampling = json.loads(path.read_text()).get("sampling", {})
-    except (OSError, ValueError, AttributeError):
-        return {}
-    return {k: sampling[k] for k in ("prompt_format", "think") if k in sampling}
+    for path, keys in ((Path(adapter_path) / "adapter_config.json", ("wordle_mlx", "sampling")),
+                       (Path(adapter_path).parent / "config.json", ("sampling",))):
+        try:
+            sampling = json.loads(path.read_text())
+            for k in keys:
+                sampling = sampling.get(k, {})
+        except (OSError, ValueError, AttributeError):
+            continue
+        found = {k: sampling[k] for k in ("prompt_format", "think") if k in sampling}
+        if found:
+            return found
+    return {}

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 import mlx.core as mx
 from mlx_lm.generate import BatchGenerator
-from mlx_lm.models.cache import KVCache, make_prompt_cache
+from mlx_lm.models.cache import KVCache, RotatingKVCache, make_prompt_cache
 from mlx_lm.sample_utils import make_sampler
 
 
@@ -56,16 +56,24 @@ def prefill(model, prompt: Sequence[int]) -> list:
 
 
 def fork(cache: list) -> list:
-    """A copy of a single-row KV cache that later updates cannot alias."""
+    """A copy of a single-row KV cache that later updates cannot alias (plain layers, and the
+    rotating sliding-window layers of Gemma-style models)."""
     forked = []
     for layer in cache:
-        if not isinstance(layer, KVCache):
-            raise TypeError(f"cannot fork a {type(layer).__name__}: only plain KVCache layers are supported")
-        new = KVCache()
-        if layer.keys is not None:
-            new.keys = layer.keys[..., : layer.offset, :]
-            new.values = layer.values[..., : layer.offset, :]
-            new.offset = layer.offset
+        if isinstance(layer, RotatingKVCache):
+            new = RotatingKVCache(max_size=layer.max_size, keep=layer.keep)
+            if layer.keys is not None:  # slices are new arrays: in-place writes to one copy never reach another
+                size = layer.keys.shape[2]
+                new.keys, new.values = layer.keys[..., :size, :], layer.values[..., :size, :]
+                new.offset, new._idx = layer.offset, layer._idx
+        elif isinstance(layer, KVCache):
+            new = KVCache()
+            if layer.keys is not None:
+                new.keys = layer.keys[..., : layer.offset, :]
+                new.values = layer.values[..., : layer.offset, :]
+                new.offset = layer.offset
+        else:
+            raise TypeError(f"cannot fork a {type(layer).__name__}: only KVCache and RotatingKVCache layers are supported")
         forked.append(new)
     return forked
 

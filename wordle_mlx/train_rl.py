@@ -406,4 +406,20 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
     if main:
         lora.save_adapters(model, run_dir / "adapters")
         console.print(f"done: {run.cumulative_wins}/{run.cumulative_games} games won; adapters in {run_dir / 'adapters'}")
+        if t.final_eval_games:
+            console.print(final_eval(model, tokenizer, config, run_dir, show))
     return run_dir
+
+
+def final_eval(model, tokenizer, config: Config, run_dir: Path, progress: bool = True) -> str:
+    """Greedy games on `training.final_eval_games` fixed eval words; writes final_eval.json, returns one line."""
+    n = config.training.final_eval_games
+    secrets = wordlists.sample_split("eval", n, seed=0)
+    policy = ModelPolicy(model, tokenizer, config.sampling.prompt_format, 0.0, config.sampling.max_new_tokens,
+                         think=config.sampling.think, label=f"{config.model.name} + {run_dir.name}")
+    report = evaluate.evaluate(policy, secrets, progress=progress, split="eval", seed=0)
+    (run_dir / "final_eval.json").write_text(json.dumps(report, indent=1) + "\n")
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.0f}%"  # noqa: E731  (no valid guess after feedback: None)
+    return (f"eval on {n} eval words (greedy): {report['wins']}/{n} won, {pct(report['valid_guess_rate'])} valid, "
+            f"{pct(report['consistent_rate'])} consistent, {pct(report['repeat_rate'])} repeated guesses "
+            f"({run_dir / 'final_eval.json'})")

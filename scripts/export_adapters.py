@@ -1,0 +1,45 @@
+"""Copy a run's trained adapters into a standalone directory to ship (e.g. under `adapters/`).
+
+    python -m scripts.export_adapters --adapter logs/recipe-grpo/adapters --out adapters/recipe [--dtype float16]
+
+The weights are cast to --dtype (float16: half the file, what `adapters/` holds) and the prompt
+format and think layout the adapters were trained with (read from the run's config.json) are stored
+in adapter_config.json, so `scripts.play`, `scripts.evaluate` and `mlx_lm generate --adapter-path`
+use the directory without the run beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
+from scripts import run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--adapter", required=True, type=Path, help="a run's adapters/ (or checkpoint/) directory")
+    parser.add_argument("--out", required=True, type=Path, help="the directory to write")
+    parser.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16")
+    args = parser.parse_args(argv)
+
+    from wordle_mlx import lora
+    from wordle_mlx.policy import run_answer_settings
+
+    settings = run_answer_settings(args.adapter)
+    if not settings:
+        print(f"note: no run config beside {args.adapter}; the prompt format is not stored", file=sys.stderr)
+    try:
+        out = lora.export_adapters(args.adapter, args.out, args.dtype, settings)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    size = (out / lora.ADAPTER_WEIGHTS).stat().st_size / 2**20
+    print(f"wrote {out} ({size:.1f} MB {args.dtype}; {', '.join(f'{k}={v}' for k, v in settings.items()) or 'no settings'})")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)
