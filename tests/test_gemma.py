@@ -120,6 +120,20 @@ class TestGemma(unittest.TestCase):
         self.assertIn(prompts.COMPACT_SYSTEM_PROMPT + "\n\n" + prompts.render_state(state.turns, "compact"), text)
         self.assertTrue(text.endswith("<end_of_turn>\n<start_of_turn>model\n"), text[-50:])
 
+    def test_lora_fuses_exactly(self):
+        from wordle_mlx import lora
+
+        model, _ = models.load_model(NAME)  # a fresh copy: the class's model stays without adapters
+        mx.random.seed(0)
+        lora.apply_lora(model, lora.LoraSettings(rank=4, alpha=8))
+        for _, m in lora.lora_modules(model):
+            m.lora_b = mx.random.normal(m.lora_b.shape) * 0.003
+        x = mx.array([self.tokenizer.encode("tried CRANE SLATE pattern ??A?E")])
+        adapted = model(x)
+        self.assertGreater(float(mx.abs(adapted - self.model(x)).max()), 1e-2)  # the adapters change the output
+        lora.fuse_adapters(model)
+        self.assertLess(float(mx.abs(model(x) - adapted).max()), 1e-3)
+
     def test_rollout_equals_teacher_forcing(self):
         prompt = rollout.chat_prompt(self.tokenizer, prompts.build_messages((), "compact"))
         mx.random.seed(0)

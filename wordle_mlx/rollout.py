@@ -14,6 +14,7 @@ RNG: call `mx.random.seed` before sampling for reproducible rollouts.
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -146,3 +147,26 @@ def sample_groups(model, tokenizer, prompts: Sequence[Sequence[int]], n: int, te
 def chat_prompt(tokenizer, messages: list[dict]) -> list[int]:
     """Token ids of a chat prompt ending with the assistant turn's opening."""
     return list(tokenizer.apply_chat_template(messages, add_generation_prompt=True))
+
+
+def turn_end_token(tokenizer) -> int:
+    """The stop token the chat template writes after an assistant message (SmolLM2: <|im_end|>,
+    Gemma: <end_of_turn>): what an SFT target ends with. Falls back to the lowest stop token."""
+    try:
+        return _TURN_END[tokenizer]
+    except (KeyError, TypeError):
+        pass
+    marker = "xq7 marker"
+    ids = list(tokenizer.apply_chat_template([{"role": "user", "content": "a"},
+                                              {"role": "assistant", "content": marker}]))
+    stops = set(tokenizer.eos_token_ids)
+    tail = [t for t in ids[len(chat_prompt(tokenizer, [{"role": "user", "content": "a"}])):] if t in stops]
+    end = tail[0] if tail else sorted(stops)[0]
+    try:
+        _TURN_END[tokenizer] = end
+    except TypeError:  # not weakly referenceable: no cache
+        pass
+    return end
+
+
+_TURN_END: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # a template render per SFT example is slow

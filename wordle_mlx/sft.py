@@ -75,7 +75,7 @@ def make_records(config: Config, n: int, seed: int) -> list[dict]:
 def tokenize(tokenizer, record: dict, max_tokens: int) -> grpo.TrainSequence:
     prompt = rollout.chat_prompt(tokenizer, record["messages"])
     completion = list(tokenizer.encode(record["completion"], add_special_tokens=False))
-    end = sorted(tokenizer.eos_token_ids)[0]
+    end = rollout.turn_end_token(tokenizer)
     seq = grpo.TrainSequence(prompt, completion + [end], 1.0)
     if len(seq.prompt) + len(seq.completion) > max_tokens:
         raise SFTError(f"an example has {len(seq.prompt) + len(seq.completion)} tokens, more than "
