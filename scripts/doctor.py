@@ -15,6 +15,18 @@ import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
 from scripts import run
 
 
+def device_in_words(mx) -> str:
+    """Which device and backend MLX runs on here, and why."""
+    cuda = getattr(mx, "cuda", None) is not None and mx.cuda.is_available()
+    if mx.default_device() == mx.gpu:
+        if mx.metal.is_available():
+            return "GPU, Metal backend (Apple silicon; the default when Metal is available)"
+        return "GPU, CUDA backend (mlx-cuda installed and an NVIDIA GPU visible)" if cuda else "GPU"
+    why = ("no GPU backend in this MLX build (the mlx[cpu] wheel)" if not (mx.metal.is_available() or cuda)
+           else "the GPU is available but the default device was set to the CPU")
+    return f"CPU backend: {why}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fetch-model", action="store_true", help="download and convert the default model now")
@@ -35,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = [("platform", f"{platform.system()} {platform.machine()}, Python {platform.python_version()}"),
             ("mlx / mlx-lm", f"{mx.__version__} / {mlx_lm.__version__}"),
-            ("device", str(mx.default_device())),
+            ("device", device_in_words(mx)),
             ("BLAS", blas.describe()),
             ("data home", str(patterns.data_home())),
             ("pattern table", "cached" if (patterns.data_home() / patterns.TABLE_FILE).exists()

@@ -129,6 +129,8 @@ class TestDoctor(unittest.TestCase):
         if blas.loaded_path:
             self.assertTrue(line.endswith(blas.loaded_path), line)
         self.assertNotIn("…", proc.stdout)
+        device = next(l for l in proc.stdout.splitlines() if l.strip().startswith("device"))
+        self.assertRegex(device, r"(CPU|GPU)(,| backend).*(backend|Metal|CUDA)")  # which, and why
 
 
 if __name__ == "__main__":
