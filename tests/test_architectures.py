@@ -16,6 +16,7 @@ import mlx_lm
 import numpy as np
 from mlx.utils import tree_flatten
 
+from tests.test_logprobs import lora_model, random_groups
 from wordle_mlx import grpo, logprobs, lora, models, rollout
 from wordle_mlx.game import GameState
 from wordle_mlx.prompts import build_messages
@@ -24,26 +25,12 @@ from wordle_mlx.tiny import MODEL_NAMES, make_model, model_config
 X = mx.array([[5, 17, 40, 99, 3, 7, 11, 12, 13, 14, 15, 16, 17, 18]])  # longer than Gemma's window
 
 
-def adapted(arch: str, seed: int = 1, scale: float = 0.02):
-    model = make_model(0, arch)
-    mx.random.seed(seed)
-    lora.apply_lora(model, lora.LoraSettings(rank=4, alpha=8))
-    for _, m in lora.lora_modules(model):
-        m.lora_b = mx.random.normal(m.lora_b.shape) * scale
-    mx.eval(model.parameters())
-    return model
+def adapted(arch: str):
+    return lora_model(make_model(0, arch))
 
 
-def groups(rng: np.random.Generator, prompt_lengths, n: int, completion_max: int = 9) -> list[grpo.TrainSequence]:
-    head = [int(t) for t in rng.integers(3, 260, size=3)]
-    seqs = []
-    for length in prompt_lengths:
-        prompt = (head + [int(t) for t in rng.integers(3, 260, size=length)])[:length]
-        for _ in range(n):
-            k = int(rng.integers(1, completion_max + 1))
-            seqs.append(grpo.TrainSequence(prompt, [int(t) for t in rng.integers(3, 260, size=k - 1)] + [2],
-                                           float(rng.normal())))
-    return seqs
+def groups(rng: np.random.Generator, prompt_lengths, n: int) -> list[grpo.TrainSequence]:
+    return random_groups(rng, 260, prompt_lengths, 9, n, stop=2)
 
 
 class TestArchitectures(unittest.TestCase):

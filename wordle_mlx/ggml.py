@@ -105,21 +105,32 @@ class _Cursor:
         return bool(v) if type_id == _BOOL else v
 
 
+def check_header(path: str | Path) -> int:
+    """The GGUF version of `path` (reads 8 bytes); GGMLError unless it starts with the magic and a known version."""
+    path = Path(path)
+    if not path.is_file():
+        raise GGMLError(f"GGUF file not found: {path}")
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    if head[:4] != MAGIC:
+        raise GGMLError(f"{path} is not a GGUF file (magic {head[:4]!r}, expected {MAGIC!r})")
+    version = int.from_bytes(head[4:8], "little") if len(head) == 8 else None
+    if version not in VERSIONS:
+        raise GGMLError(f"{path}: GGUF version {version} is not supported (expected one of "
+                        f"{', '.join(map(str, VERSIONS))})")
+    return version
+
+
 class GGUFFile:
     """A GGUF file: `metadata` (plain Python values), `tensors` (name -> TensorInfo), `tensor(name)`
     (float32 numpy array, dequantized) and `raw(name)` (the tensor's bytes)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        if not self.path.is_file():
-            raise GGMLError(f"GGUF file not found: {self.path}")
+        self.version = check_header(self.path)
         self.data = np.memmap(self.path, dtype=np.uint8, mode="r")
         cur = _Cursor(self.data)
-        if len(self.data) < 8 or bytes(cur.take("u1", 4)) != MAGIC:
-            raise GGMLError(f"{self.path} is not a GGUF file (magic {bytes(self.data[:4])!r}, expected {MAGIC!r})")
-        self.version = cur.scalar("<u4")
-        if self.version not in VERSIONS:
-            raise GGMLError(f"{self.path}: GGUF version {self.version} is not supported")
+        cur.pos = 8
         n_tensors, n_kv = cur.scalar("<u8"), cur.scalar("<u8")
         self.metadata: dict = {}
         for _ in range(n_kv):

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import mlx.core as mx
 
+from wordle_mlx import ggml
+
 GROUP_SIZE = 32  # GGUF Q4_0/Q4_1/Q8_0 block size
 _LAYER_MAP = {
     "attn_norm": "input_layernorm",
@@ -65,24 +67,15 @@ def _scalar(meta: dict, key: str, default=None):
     return value
 
 
-GGUF_MAGIC = b"GGUF"
-GGUF_VERSIONS = (2, 3)
+GGUF_VERSIONS = ggml.VERSIONS
 
 
 def check_header(path: str | Path) -> int:
     """The GGUF version of `path`; GGUFError unless it starts with the magic `GGUF` and a known version."""
-    path = Path(path)
-    if not path.is_file():
-        raise GGUFError(f"GGUF file not found: {path}")
-    with path.open("rb") as fh:
-        head = fh.read(8)
-    if head[:4] != GGUF_MAGIC:
-        raise GGUFError(f"{path} is not a GGUF file (magic {head[:4]!r}, expected {GGUF_MAGIC!r})")
-    version = int.from_bytes(head[4:8], "little") if len(head) == 8 else None
-    if version not in GGUF_VERSIONS:
-        raise GGUFError(f"{path}: GGUF version {version} is not supported (expected one of "
-                        f"{', '.join(map(str, GGUF_VERSIONS))})")
-    return version
+    try:
+        return ggml.check_header(path)
+    except ggml.GGMLError as err:
+        raise GGUFError(str(err)) from None
 
 
 def read_gguf(path: str | Path) -> tuple[dict[str, mx.array], dict]:
@@ -343,37 +336,30 @@ def sentencepiece_tokenizer(meta: dict, architecture: str):
     return tokenizer, {k: v for k, v in config.items() if v is not None}
 
 
-def _convert_gemma3(gguf_path: Path, out_dir: str | Path, dequantize: str | None) -> Path:
-    from wordle_mlx import ggml
-
+def _convert_gemma3(f, out_dir: str | Path, dequantize: str | None) -> Path:
+    """`f`: the file as a wordle_mlx.ggml.GGUFFile."""
     try:
-        f = ggml.GGUFFile(gguf_path)
         weights = gemma3_weights(f, dequantize or "bfloat16")
     except ggml.GGMLError as err:
         raise GGUFError(str(err)) from None
     config = gemma3_config(f.metadata, tied="lm_head.weight" not in weights)
     tokenizer, tok_config = sentencepiece_tokenizer(f.metadata, "gemma3")
-    source = {"gguf": str(gguf_path), "dequantize": dequantize or "bfloat16", "name": f.metadata.get("general.name")}
+    source = {"gguf": str(f.path), "dequantize": dequantize or "bfloat16", "name": f.metadata.get("general.name")}
     return write_model_dir(out_dir, weights, config, tokenizer, tok_config, source)
-
-
-def gguf_architecture(gguf_path: str | Path) -> str:
-    """`general.architecture` of a GGUF file (read by wordle_mlx.ggml: works for K-quant files too)."""
-    from wordle_mlx import ggml
-
-    check_header(gguf_path)
-    try:
-        return str(ggml.GGUFFile(gguf_path).metadata.get("general.architecture", "?"))
-    except ggml.GGMLError as err:
-        raise GGUFError(str(err)) from None
 
 
 def convert_gguf(gguf_path: str | Path, out_dir: str | Path, dequantize: str | None = None) -> Path:
     """Write an mlx-lm model directory for a GGUF file (atomically). Returns `out_dir`.
     llama files keep their 4/8-bit blocks (or are dequantized); gemma3 files are dequantized to
-    `dequantize` (bfloat16 when None)."""
-    if gguf_architecture(gguf_path) == "gemma3":
-        return _convert_gemma3(Path(gguf_path), out_dir, dequantize)
+    `dequantize` (bfloat16 when None). The file is parsed once by wordle_mlx.ggml (it reads K-quant
+    files too) to see its architecture."""
+    check_header(gguf_path)
+    try:
+        f = ggml.GGUFFile(gguf_path)
+    except ggml.GGMLError as err:
+        raise GGUFError(str(err)) from None
+    if f.metadata.get("general.architecture") == "gemma3":
+        return _convert_gemma3(f, out_dir, dequantize)
     tensors, meta = read_gguf(gguf_path)
     weights, bits = convert_weights(tensors, dequantize)
     config = model_config(meta, bits, tied="lm_head.weight" not in weights)

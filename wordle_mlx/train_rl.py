@@ -262,11 +262,16 @@ def _samples(step: int, played: dict, k: int) -> list[dict]:
     return out
 
 
-def run_eval(model, tokenizer, config: Config) -> dict:
-    secrets = wordlists.sample_split("eval", config.training.eval_games, seed=0)
+def greedy_report(model, tokenizer, config: Config, n: int, progress: bool = False, **meta) -> dict:
+    """evaluate's report of greedy games on `n` fixed eval words (seed 0) in the run's answer format."""
+    secrets = wordlists.sample_split("eval", n, seed=0)
     policy = ModelPolicy(model, tokenizer, config.sampling.prompt_format, 0.0, config.sampling.max_new_tokens,
-                         think=config.sampling.think)
-    report = evaluate.evaluate(policy, secrets, progress=False)
+                         think=config.sampling.think, label=meta.pop("label", "model"))
+    return evaluate.evaluate(policy, secrets, progress=progress, **meta)
+
+
+def run_eval(model, tokenizer, config: Config) -> dict:
+    report = greedy_report(model, tokenizer, config, config.training.eval_games)
     return {"eval_win_rate": report["win_rate"], "eval_mean_guesses": report["mean_guesses"],
             "eval_invalid_guess_rate": report["invalid_guess_rate"]}
 
@@ -414,10 +419,8 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
 def final_eval(model, tokenizer, config: Config, run_dir: Path, progress: bool = True) -> str:
     """Greedy games on `training.final_eval_games` fixed eval words; writes final_eval.json, returns one line."""
     n = config.training.final_eval_games
-    secrets = wordlists.sample_split("eval", n, seed=0)
-    policy = ModelPolicy(model, tokenizer, config.sampling.prompt_format, 0.0, config.sampling.max_new_tokens,
-                         think=config.sampling.think, label=f"{config.model.name} + {run_dir.name}")
-    report = evaluate.evaluate(policy, secrets, progress=progress, split="eval", seed=0)
+    report = greedy_report(model, tokenizer, config, n, progress, label=f"{config.model.name} + {run_dir.name}",
+                           split="eval", seed=0)
     (run_dir / "final_eval.json").write_text(json.dumps(report, indent=1) + "\n")
     pct = lambda v: "n/a" if v is None else f"{100 * v:.0f}%"  # noqa: E731  (no valid guess after feedback: None)
     return (f"eval on {n} eval words (greedy): {report['wins']}/{n} won, {pct(report['valid_guess_rate'])} valid, "
