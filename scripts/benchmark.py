@@ -1,5 +1,6 @@
 """Benchmarks (not tests).
 
+    python -m scripts.benchmark all [--only patterns,sft] [--json FILE]
     python -m scripts.benchmark patterns [--repeats 2]
     python -m scripts.benchmark matmul [--repeats 3]
     python -m scripts.benchmark rewards
@@ -7,6 +8,12 @@
     python -m scripts.benchmark distributed [--config config/grpo_from_base.json] [--steps 2] [--games 2] [--set K=V]
     python -m scripts.benchmark update [--games 4] [--generations 8] [--max-tokens 64] [--json FILE]
     python -m scripts.benchmark sft [--examples 64] [--batch-size 16] [--json FILE]
+
+`all`: patterns, rewards, compute (matmul, forward, generation in this process), rollout, one GRPO
+step of config/quickstart.json, update and sft, one after another in one process; one summary line
+each (a failing one says why, the others still run) and every figure in one JSON file (default
+benchmarks-<device>.json; `--device cpu` on a GPU machine gives the same figures for its CPU).
+The run to take to a new machine.
 
 `update`: the GRPO update on the same sequences (default model, compact prompt, 4 games x 8
 completions sampled by the model, random non-zero advantages) with the reference path (every
@@ -55,7 +62,7 @@ from scripts import run
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["patterns", "matmul", "rewards", "rollout", "distributed", "update", "sft",
+    parser.add_argument("what", choices=["all", "patterns", "matmul", "rewards", "rollout", "distributed", "update", "sft",
                                              "groups"])
     parser.add_argument("--config", default=None,
                         help="config for the train step (rollout: config/quickstart.json; distributed: config/grpo_from_base.json)")
@@ -72,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="update, sft: prompt format (compact); groups: default from the adapter's run")
     parser.add_argument("--examples", type=int, default=64, help="sft: examples")
     parser.add_argument("--batch-size", type=int, default=16, help="sft: batch size")
-    parser.add_argument("--json", default=None, metavar="FILE", help="update, sft, groups: write the figures as JSON")
+    parser.add_argument("--json", default=None, metavar="FILE", help="all, update, sft, groups: write the figures as JSON")
+    parser.add_argument("--only", default=None, help="all: comma-separated subset, e.g. patterns,sft")
+    parser.add_argument("--device", default=None, choices=["cpu", "gpu"],
+                        help="all: run on this device (default: MLX's default; cpu on a GPU machine compares the two)")
     parser.add_argument("--adapter", default=None, help="groups: LoRA adapters to sample from (e.g. an SFT run's)")
     parser.add_argument("--temperatures", default="0.7,1.0,1.3", help="groups: comma-separated sampling temperatures")
     parser.add_argument("--group-sizes", default="8", help="groups: comma-separated group sizes")
@@ -83,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     for flag in ("games", "generations", "max_tokens", "loss_batch_size", "examples", "batch_size"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')}: expected >= 1, got {getattr(args, flag)}")
+    if args.what == "all":
+        return all_benchmark(args, parser)
     if args.what == "update":
         return update_benchmark(args)
     if args.what == "sft":
@@ -159,6 +171,28 @@ def _write_json(path: str | None, figures: dict) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(figures, indent=2) + "\n")
         print(f"figures written to {path}")
+
+
+def all_benchmark(args, parser) -> int:
+    import mlx.core as mx
+
+    from wordle_mlx.benchmarks import ALL, benchmark_all, summary_line
+
+    only = tuple(n.strip() for n in args.only.split(",")) if args.only else ALL
+    unknown = [n for n in only if n not in ALL]
+    if unknown:
+        parser.error(f"--only: unknown {', '.join(unknown)}; expected some of {', '.join(ALL)}")
+    if args.device == "gpu" and not (mx.metal.is_available() or (getattr(mx, "cuda", None) and mx.cuda.is_available())):
+        parser.error("--device gpu: this MLX build has no GPU backend here (python -m scripts.doctor says why)")
+    if args.device:
+        mx.set_default_device(mx.cpu if args.device == "cpu" else mx.gpu)
+    device = "gpu" if mx.default_device() == mx.gpu else "cpu"
+    r = benchmark_all(only, on_start=lambda name: print(f"running {name} ...", flush=True))
+    print(f"all benchmarks on {r['device']} (mlx {r['mlx']}, mlx-lm {r['mlx_lm']}) in {r['seconds']:.0f} s:")
+    for name, entry in r["benchmarks"].items():
+        print("  " + summary_line(name, entry))
+    _write_json(args.json or f"benchmarks-{device}.json", r)
+    return 1 if any("error" in e for e in r["benchmarks"].values()) else 0
 
 
 def update_benchmark(args) -> int:

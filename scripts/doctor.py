@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 
@@ -21,10 +22,19 @@ def device_in_words(mx) -> str:
     if mx.default_device() == mx.gpu:
         if mx.metal.is_available():
             return "GPU, Metal backend (Apple silicon; the default when Metal is available)"
-        return "GPU, CUDA backend (mlx-cuda installed and an NVIDIA GPU visible)" if cuda else "GPU"
+        if not cuda:
+            return "GPU"
+        return ("GPU, CUDA backend (mlx-cuda installed and an NVIDIA GPU visible); " + tf32_in_words())
     why = ("no GPU backend in this MLX build (the mlx[cpu] wheel)" if not (mx.metal.is_available() or cuda)
            else "the GPU is available but the default device was set to the CPU")
     return f"CPU backend: {why}"
+
+
+def tf32_in_words() -> str:
+    """float32 matmul precision on CUDA: MLX asks cuBLAS for TF32 (10-bit mantissa) unless MLX_ENABLE_TF32=0."""
+    if os.environ.get("MLX_ENABLE_TF32", "1") == "0":
+        return "float32 matmuls in full float32 (MLX_ENABLE_TF32=0)"
+    return "float32 matmuls at TF32 precision, MLX's default (MLX_ENABLE_TF32=0 for full float32)"
 
 
 def main(argv: list[str] | None = None) -> int:

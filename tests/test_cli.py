@@ -2,6 +2,7 @@
 the trainers have saved a checkpoint; the usage line says how a script is really run."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -131,6 +132,21 @@ class TestDoctor(unittest.TestCase):
         self.assertNotIn("…", proc.stdout)
         device = next(l for l in proc.stdout.splitlines() if l.strip().startswith("device"))
         self.assertRegex(device, r"(CPU|GPU)(,| backend).*(backend|Metal|CUDA)")  # which, and why
+
+    def test_doctor_names_cuda_and_its_float32_precision(self):
+        from types import SimpleNamespace
+        from unittest import mock
+
+        from scripts import doctor
+
+        gpu = object()
+        fake = SimpleNamespace(gpu=gpu, default_device=lambda: gpu, metal=SimpleNamespace(is_available=lambda: False),
+                               cuda=SimpleNamespace(is_available=lambda: True))
+        with mock.patch.dict(os.environ, {"MLX_ENABLE_TF32": "1"}):
+            self.assertIn("CUDA backend", doctor.device_in_words(fake))
+            self.assertIn("TF32 precision", doctor.device_in_words(fake))
+        with mock.patch.dict(os.environ, {"MLX_ENABLE_TF32": "0"}):
+            self.assertIn("full float32", doctor.device_in_words(fake))
 
 
 if __name__ == "__main__":

@@ -216,6 +216,34 @@ class TestRewardOrdering(unittest.TestCase):
         made_up = rewards.score(ok("zzzzz"), state, config=config).total
         self.assertGreater(repeat, made_up)  # so the test above can fail
 
+    def test_inconsistent_as_invalid_leaves_only_fitting_guesses_above_the_floor(self):
+        rng = random.Random(17)
+        allowed = words.allowed()
+        checked = 0
+        for state in engine_states(20, seed=6):
+            candidates = rewards.information_bits(state.turns, []).candidates
+            completions = fuzzed_completions(state, rng, allowed, candidates)
+            for w in weight_sets():
+                config = RewardsConfig(inconsistent_as_invalid=True, early_win_bonus=rng.choice([0.0, 0.1, 0.5]))
+                invalid, repeated, not_fitting, fitting = self.tiers(state, completions, w, config)
+                made_up = rewards.score("<think>a</think><guess>zzzzz</guess>", state, w, config).total
+                where = (state.secret, [t.guess for t in state.turns], w)
+                self.assertEqual(set(repeated + not_fitting), {made_up} if state.turns else set(), where)
+                self.assertLessEqual(max(invalid), made_up, where)
+                self.assertLess(made_up, min(fitting), where)
+                checked += bool(not_fitting)
+        self.assertGreater(checked, 50)
+
+    def test_a_group_without_a_fitting_guess_is_flat_under_inconsistent_as_invalid(self):
+        state = next(s for s in engine_states(20, seed=6) if s.turns)
+        candidates = set(rewards.information_bits(state.turns, []).candidates)
+        others = [w for w in words.allowed()[:400] if w not in candidates][:5] + [state.turns[0].guess]
+        group = [ok(w) for w in others] + ["<guess>zzzzz</guess>"]
+        flat = rewards.score_group(group, state, config=RewardsConfig(inconsistent_as_invalid=True))
+        self.assertEqual(len({b.total for b in flat}), 1)
+        graded = rewards.score_group(group, state, config=RewardsConfig())
+        self.assertGreater(len({b.total for b in graded}), 1)  # without it the same group has a gradient
+
     def test_without_ordering_a_guess_that_does_not_fit_can_win_the_group(self):
         rng = random.Random(12)
         allowed = words.allowed()

@@ -195,7 +195,8 @@ def benchmark_train_step(config_path: str = "config/quickstart.json", overrides:
     from wordle_mlx import train_rl
     from wordle_mlx.config import load_config
 
-    sets = [*overrides, "training.steps=1", "logging.progress=false", "training.eval_every=0"]
+    sets = [*overrides, "training.steps=1", "logging.progress=false", "training.eval_every=0",
+            "training.final_eval_games=0"]
     note = None
     adapter = load_config(config_path, sets).model.adapter_path
     if adapter and not Path(adapter).exists():
@@ -445,3 +446,62 @@ def benchmark_group_signal(adapter: str | None, temperatures: tuple[float, ...] 
                 "distinct_guesses_per_group": float(np.mean([len({b.parsed.guess for b in g if b.valid}) for g in scored])),
             })
     return out
+
+
+ALL = ("patterns", "rewards", "compute", "rollout", "train_step", "update", "sft")
+
+
+def benchmark_all(only: tuple[str, ...] = ALL, on_start=None) -> dict:
+    """Every benchmark in one process, one after the other, for one JSON file (`scripts.benchmark all`).
+
+    Each entry holds its figures and wall-clock seconds, or the error it raised (the others still run).
+    `compute` measures in this process (matmul, forward, generation), not the OpenBLAS vs bundled
+    pair (`scripts.benchmark matmul`); `train_step` is one GRPO step of config/quickstart.json.
+    `on_start(name)` is called before each one (progress).
+    """
+    import platform
+    import traceback
+
+    import mlx_lm
+
+    runs = {"patterns": lambda: benchmark_patterns(1), "rewards": benchmark_rewards, "compute": measure_compute,
+            "rollout": benchmark_rollout, "train_step": benchmark_train_step, "update": benchmark_update,
+            "sft": benchmark_sft}
+    unknown = [n for n in only if n not in runs]
+    if unknown:
+        raise ValueError(f"unknown benchmark(s) {unknown}; expected some of {list(runs)}")
+    out = {"device": str(mx.default_device()), "platform": f"{platform.system()} {platform.machine()}",
+           "mlx": mx.__version__, "mlx_lm": mlx_lm.__version__, "benchmarks": {}}
+    start_all = time.perf_counter()
+    for name in only:
+        if on_start:
+            on_start(name)
+        start = time.perf_counter()
+        try:
+            entry = {"figures": runs[name]()}
+        except Exception as err:  # one broken benchmark must not lose the others' figures
+            entry = {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
+        entry["seconds"] = time.perf_counter() - start
+        out["benchmarks"][name] = entry
+    out["seconds"] = time.perf_counter() - start_all
+    return out
+
+
+def summary_line(name: str, entry: dict) -> str:
+    """One line per benchmark of `benchmark_all`: its headline figure and time."""
+    if "error" in entry:
+        return f"{name:10s} FAILED after {entry['seconds']:.1f} s: {entry['error']}"
+    f = entry["figures"]
+    head = {
+        "patterns": lambda: f"table {f['mlx_s']:.2f} s on {f['device']} ({f['mlx_kernel']}), numpy {f['numpy_s']:.2f} s, "
+                            f"identical {f['identical']}",
+        "rewards": lambda: f"{f['ms_per_group']:.1f} ms per group of {f['generations']}",
+        "compute": lambda: f"matmul 1024^2 f32 {f['matmul_gflops']:.1f} GFLOP/s, decode {f['generation_tps']:.1f} tok/s",
+        "rollout": lambda: f"{f['ours_tps']:.1f} generated tok/s batched vs {f['baseline_tps']:.1f} one by one",
+        "train_step": lambda: f"one GRPO step {f['step_s']:.1f} s",
+        "update": lambda: f"{f['new']['training_tps']:.1f} training tok/s (reference path {f['old']['training_tps']:.1f}), "
+                          f"peak {f['new']['peak_memory_gb']:.2f} GiB",
+        "sft": lambda: f"{f['new']['tokens_per_s']:.1f} tok/s, {f['new']['examples_per_min']:.1f} examples/min, "
+                       f"peak {f['new']['peak_memory_gb']:.2f} GiB",
+    }[name]
+    return f"{name:10s} {head()}  ({entry['seconds']:.1f} s)"

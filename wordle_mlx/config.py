@@ -114,6 +114,9 @@ class RewardsConfig(_Section):
     repeat_as_invalid: bool = Field(False, description="a repeated word scores exactly like a word that is not "
                                     "allowed: both only waste a turn, so copying a tried word earns nothing over "
                                     "a made-up one")
+    inconsistent_as_invalid: bool = Field(False, description="a valid word that does not fit the feedback (repeats "
+                                          "included) scores exactly like a word that is not allowed: only guesses "
+                                          "that could still win earn anything over a wasted turn")
 
 
 class LoggingConfig(_Section):

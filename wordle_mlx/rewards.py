@@ -37,6 +37,12 @@ above the invalid floor, a repeat earns a positive advantage in every group whos
 invalid, and copying a tried word (always a real word) is the easiest way up: GRPO runs here raised
 greedy repeats from 39% to 47%. The components still record the repeat.
 
+`inconsistent_as_invalid` (off by default): the same for every valid word that does not fit the
+feedback (a repeat never fits, so repeats too). Only a guess that could still be the secret earns
+anything over a wasted turn; a group in which no sample fits is flat (no gradient) instead of
+pushing toward "any real word", the easy direction that measured GRPO runs here took (validity up,
+consistency down under greedy decoding). Before any feedback every allowed word fits.
+
 Curriculum: format-heavy weights until the rolling format compliance of the last `window`
 completions reaches `switch_threshold` (default 90%), strategy-heavy weights from then on.
 
@@ -203,7 +209,9 @@ def score_parsed(parsed: Parsed, state: GameState, weights: RewardWeights, confi
         "repeat": repeat_reward(g, turns),
         "think_length": think_length_reward(parsed.think, config.think_target_chars),
     }
-    if config.repeat_as_invalid and components["repeat"] < 0:
+    wasted = (config.repeat_as_invalid and components["repeat"] < 0) or \
+        (config.inconsistent_as_invalid and components["consistency"] < 1.0)
+    if wasted:
         floor = valid_lower_bound(weights, config.early_win_bonus, state.max_guesses)
         return RewardBreakdown(floor - 1.0 + 0.5 * _FORMAT_BY_REASON["not_allowed"], components, parsed)
     total = sum(getattr(weights, k) * v for k, v in components.items())

@@ -1,0 +1,52 @@
+"""`scripts.benchmark all`: every benchmark in one run, one JSON file, a failure reported, not fatal."""
+
+import json
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+from unittest import mock
+
+from wordle_mlx import benchmarks
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class TestBenchmarkAll(unittest.TestCase):
+    def test_runs_the_chosen_ones_and_keeps_going_after_a_failure(self):
+        def broken():
+            raise RuntimeError("no such kernel")
+
+        with mock.patch.object(benchmarks, "benchmark_rewards", broken):
+            started = []
+            r = benchmarks.benchmark_all(("rewards", "patterns"), on_start=started.append)
+        self.assertEqual(started, ["rewards", "patterns"])
+        self.assertIn("no such kernel", r["benchmarks"]["rewards"]["error"])
+        patterns = r["benchmarks"]["patterns"]
+        self.assertTrue(patterns["figures"]["identical"])
+        self.assertEqual(patterns["figures"]["shape"], [12972, 2315])
+        self.assertIn("FAILED", benchmarks.summary_line("rewards", r["benchmarks"]["rewards"]))
+        self.assertIn("numpy", benchmarks.summary_line("patterns", patterns))
+
+    def test_cli_writes_one_json_file(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "bench.json"
+            proc = subprocess.run([sys.executable, "-m", "scripts.benchmark", "all", "--only", "rewards",
+                                   "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            r = json.loads(out.read_text())
+        self.assertEqual(list(r["benchmarks"]), ["rewards"])
+        self.assertGreater(r["benchmarks"]["rewards"]["figures"]["groups"], 0)
+        self.assertIn("rewards", proc.stdout)
+
+    def test_an_unknown_name_is_one_error_line(self):
+        proc = subprocess.run([sys.executable, "-m", "scripts.benchmark", "all", "--only", "rewards,warp"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("--only: unknown warp", proc.stderr)
+        self.assertNotIn("Traceback", proc.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
