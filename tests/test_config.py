@@ -68,5 +68,19 @@ class TestConfig(unittest.TestCase):
         self.assertIsInstance(config, Config)
 
 
+class TestShippedConfigs(unittest.TestCase):
+    def test_every_config_in_the_repo_loads(self):
+        from wordle_mlx import models
+
+        root = Path(__file__).resolve().parents[1] / "config"
+        files = sorted(root.glob("*.json")) + sorted(root.glob("study/*.json"))
+        self.assertGreater(len(files), 10)
+        for f in files:
+            with self.subTest(config=f.name):
+                config = load_config(f)  # raises ConfigError on an unknown key or a bad value
+                name = config.model.name
+                self.assertTrue(name in models.BUILTIN_MODELS or name in models.TINY_MODELS or "/" in name, name)
+
+
 if __name__ == "__main__":
     unittest.main()

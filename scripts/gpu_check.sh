@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The GPU path's checks (issue 16) in phases that each fit one device call (10 minutes), results in $OUT:
+#   bash scripts/gpu_check.sh tests       # the whole suite, the GPU as MLX's default device (pytest -n 8)
+#   bash scripts/gpu_check.sh bench-gpu   # python -m scripts.benchmark all on the GPU (one JSON file)
+#   bash scripts/gpu_check.sh bench-cpu   # the same benchmarks on that machine's CPU, for the side-by-side
+# Run it after the packed parts are installed (../shared/gpu/README.md: the last part's call installs);
+# every phase also writes machine.txt (GPU name, doctor). OUT defaults to gpu-results/ (the device tool sets it).
+set -u
+case "${1:-}" in tests|bench-gpu|bench-cpu) ;; *) echo "usage: bash scripts/gpu_check.sh tests|bench-gpu|bench-cpu" >&2; exit 2 ;; esac
+OUT=${OUT:-gpu-results}
+PY=${PY:-python3}
+export WORDLE_MLX_HOME=${WORDLE_MLX_HOME:-/tmp/wordle_mlx_home}
+mkdir -p "$OUT"
+{ date -u; nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null; $PY -m scripts.doctor; } \
+  > "$OUT/machine.txt" 2>&1
+cat "$OUT/machine.txt"
+case "${1:-}" in
+  tests)
+    PYTHONUNBUFFERED=1 timeout "${LIMIT_S:-540}" $PY -m pytest -q -n "${WORKERS:-8}" tests \
+      --junitxml="$OUT/tests.xml" > "$OUT/tests.log" 2>&1
+    echo "tests rc=$?"; grep -E "^(FAILED|ERROR)" "$OUT/tests.log"; tail -n 3 "$OUT/tests.log" ;;
+  bench-gpu|bench-cpu)
+    device=${1#bench-}
+    timeout "${LIMIT_S:-540}" $PY -m scripts.benchmark all --device "$device" --json "$OUT/benchmarks-$device.json" \
+      2>&1 | tee "$OUT/bench-$device.log" ;;
+esac
