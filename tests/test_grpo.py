@@ -96,6 +96,22 @@ class TestUpdate(unittest.TestCase):
         stats = grpo.update(model, grpo.make_optimizer(1e-3, 10, 0, 0.0), seqs, self.settings(beta=0.1))
         self.assertAlmostEqual(stats.kl, 0.0, places=6)
 
+    def test_kl_reference_can_be_the_starting_adapters(self):
+        seqs = [grpo.TrainSequence(PROMPT, [40, 41, 2], 1.0), grpo.TrainSequence(PROMPT, [50, 51, 2], -1.0)]
+        results = {}
+        for label, kw in {"base": {"beta": 0.1}, "start": {"beta": 0.1, "reference": True}, "no kl": {}}.items():
+            model = lora_tiny()  # lora_b != 0: the policy differs from the base model
+            if kw.pop("reference", False):
+                kw["reference_adapters"] = dict(tree_flatten(model.trainable_parameters()))
+            stats = grpo.update(model, grpo.make_optimizer(1e-2, 10, 0, 0.0), seqs, self.settings(**kw))
+            results[label] = (stats.kl, {k: np.array(v) for k, v in tree_flatten(model.trainable_parameters())})
+        self.assertGreater(results["base"][0], 1e-6)
+        self.assertAlmostEqual(results["start"][0], 0.0, places=7)
+        # KL to the policy itself has zero gradient: the same update as without KL, and the swap restored
+        # the current adapters before the gradient pass
+        for k, v in results["no kl"][1].items():
+            np.testing.assert_allclose(results["start"][1][k], v, atol=1e-7)
+
     def test_second_iteration_clips_large_ratios(self):
         model = lora_tiny()
         seqs = [grpo.TrainSequence(PROMPT, [40, 41, 42, 2], 1.0), grpo.TrainSequence(PROMPT, [60, 61, 62, 2], -1.0)]

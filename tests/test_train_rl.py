@@ -83,6 +83,17 @@ class TestTrainLoop(unittest.TestCase):
         self.assertEqual(m["skipped_group_fraction"], 1.0)
         self.assertEqual(m["trained_sequences"], 0)
 
+    def test_kl_anchors_to_the_starting_adapters_by_default(self):
+        start = train_rl.train(tiny_config(self.logs, "sft-like", steps=1)) / "adapters"
+        kl = {}
+        for reference in ("start", "base"):
+            config = load_config(ROOT / "config" / "tiny_test.json", [
+                f"logging.logs_dir={self.logs}", f"logging.run_name=kl-{reference}", "training.steps=1",
+                f"model.adapter_path={start}", "training.beta=0.1", f"training.kl_reference={reference}"])
+            kl[reference] = lines(train_rl.train(config) / "metrics.jsonl")[0]["kl"]
+        self.assertAlmostEqual(kl["start"], 0.0, places=7)  # the first update starts at its reference
+        self.assertGreater(kl["base"], 0.0)
+
     def test_resume_reproduces_the_next_step(self):
         straight = train_rl.train(tiny_config(self.logs, "straight", steps=3))
         real_for_step = train_rl.StartStates.for_step

@@ -63,7 +63,10 @@ class TrainingConfig(_Section):
     max_grad_norm: float = Field(1.0, gt=0.0)
     epsilon: float = Field(0.2, gt=0.0, lt=1.0, description="PPO clip below: ratio >= 1 - epsilon")
     epsilon_high: float = Field(0.28, gt=0.0, description="PPO clip above: ratio <= 1 + epsilon_high")
-    beta: float = Field(0.0, ge=0.0, description="KL penalty (k3) to the adapters-off model")
+    beta: float = Field(0.0, ge=0.0, description="KL penalty (k3) to the reference policy (kl_reference)")
+    kl_reference: Literal["start", "base"] = Field(
+        "start", description="KL reference: the adapters the run starts from (model.adapter_path, e.g. the SFT "
+        "policy; fresh adapters equal the base model) or the base model with adapters off")
     num_iterations: int = Field(1, ge=1, description="optimizer updates per batch of rollouts")
     loss_batch_size: int = Field(8, ge=1, description="sequences per forward/backward chunk of the loss "
                                  "(shared_prompt: completions of one group per chunk)")

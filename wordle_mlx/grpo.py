@@ -13,7 +13,7 @@ Algorithm (per step, over every group sampled while playing the step's games):
   gradients (tests), the first with far less work.
 * token-level clipped objective (DAPO-style normalisation over all completion tokens of the step):
     ratio = exp(logp - logp_old),  loss_t = -min(ratio * A, clip(ratio, 1 - eps, 1 + eps_high) * A)
-            + beta * (exp(ref - logp) - (ref - logp) - 1)        (k3 KL to the adapters-off model)
+            + beta * (exp(ref - logp) - (ref - logp) - 1)        (k3 KL to the reference policy)
   With one iteration per batch logp_old is logp itself (stop-gradient), so ratio = 1 and the
   gradient is the plain policy gradient; with more iterations logp_old is computed once before
   the first update.
@@ -23,8 +23,12 @@ Algorithm (per step, over every group sampled while playing the step's games):
 Data parallel (wordle_mlx.distributed): each rank passes its share of the sequences; losses are
 normalised by the global token count and gradients averaged, so n ranks compute one process's update.
 
-Simplifications: no value model, no per-token entropy bonus; the reference is the same weights
-with LoRA switched off (`lora.adapters_disabled`), not a separate copy.
+The reference policy is the same model with other LoRA weights swapped in for the reference pass
+(`reference_adapters`: the run's starting adapters, e.g. the SFT policy GRPO starts from, so the KL
+anchors to the SFT start and not to a base model that cannot play), or with LoRA switched off
+(`lora.adapters_disabled`) when there are none (fresh adapters start equal to the base model).
+
+Simplifications: no value model, no per-token entropy bonus; no separate reference copy of the model.
 """
 
 from __future__ import annotations
@@ -129,6 +133,7 @@ class UpdateSettings:
     loss_batch_size: int = 4
     max_grad_norm: float = 1.0
     shared_prompt: bool = True  # False: the reference path (every row's whole prompt, full logits)
+    reference_adapters: dict | None = None  # KL reference LoRA weights by name; None = adapters off
 
 
 @dataclass
@@ -248,7 +253,8 @@ def update(model, optimizer: optim.Optimizer, seqs: Sequence[TrainSequence], set
     refs: list[mx.array | None] = [None] * len(chunks)
     olds: list[mx.array | None] = [None] * len(chunks)
     if settings.beta > 0 and chunks:
-        with lora.adapters_disabled(model):
+        ref_weights = settings.reference_adapters
+        with lora.adapters_swapped(model, ref_weights) if ref_weights is not None else lora.adapters_disabled(model):
             refs = [mx.stop_gradient(path.logprobs(model, c, settings.temperature)) for c in chunks]
             mx.eval(refs)
     if settings.num_iterations > 1 and chunks:

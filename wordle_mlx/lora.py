@@ -7,7 +7,8 @@
   `fine_tune_type`, `num_layers` and `lora_parameters`, exactly what `mlx_lm.generate
   --adapter-path` reads.
 * `adapters_disabled(model)`: a context manager that sets every LoRA scale to 0 and restores
-  it: the reference policy for KL is the same weights with adapters off, never a second copy.
+  it; `adapters_swapped(model, weights)`: runs with other LoRA weights (by reference) and restores
+  the current ones. The KL reference policy is the same model either way, never a second copy.
 * `fuse_adapters(model, dequantize)`: merges W + scale * B^T A^T into plain linears (mlx-lm's
   `fuse`); on a quantized base, fused weights are re-quantized unless `dequantize=True`.
 """
@@ -162,6 +163,23 @@ def adapters_disabled(model: nn.Module):
     finally:
         for (_, m), s in zip(modules, scales):
             m.scale = s
+
+
+@contextmanager
+def adapters_swapped(model: nn.Module, weights: dict[str, mx.array]):
+    """Run with other LoRA weights (e.g. the starting adapters, the KL reference), then restore the current ones.
+
+    `weights` maps parameter names (as in adapters.safetensors) to arrays; swapping is by reference (no copy).
+    """
+    current = dict(tree_flatten(model.trainable_parameters()))
+    missing = sorted(set(current) - set(weights))
+    if missing:
+        raise ValueError(f"reference adapters lack {len(missing)} LoRA weights, e.g. {missing[0]}")
+    try:
+        model.update(tree_unflatten([(k, weights[k]) for k in current]))
+        yield model
+    finally:
+        model.update(tree_unflatten(list(current.items())))
 
 
 def fuse_adapters(model: nn.Module, dequantize: bool = False) -> nn.Module:

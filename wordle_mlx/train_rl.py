@@ -32,6 +32,7 @@ from typing import Callable
 
 import mlx.core as mx
 import numpy as np
+from mlx.utils import tree_flatten
 
 from wordle_mlx import checkpoint, evaluate, grpo, jsonl, lora, memory, models, rewards, rollout, runs, synth
 from wordle_mlx import words as wordlists
@@ -78,6 +79,15 @@ def load_policy_model(config: Config):
     if not hasattr(model, "lora_settings"):
         model.lora_settings = lora_settings(config)
     return model, tokenizer
+
+
+def kl_reference_adapters(model, config: Config) -> dict | None:
+    """The KL reference's LoRA weights: the starting adapters (`kl_reference` "start" with an adapter_path and
+    beta > 0), else None (adapters off: the base model, which fresh adapters start equal to)."""
+    t = config.training
+    if t.beta == 0 or t.kl_reference == "base" or not config.model.adapter_path:
+        return None
+    return dict(tree_flatten(model.trainable_parameters()))
 
 
 def load_start_states(path: str) -> list[GameState]:
@@ -331,6 +341,7 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
     main = world.is_main
     try:
         model, tokenizer = load_policy_model(config)
+        reference = kl_reference_adapters(model, config)  # before a resumed checkpoint replaces the weights
         optimizer = grpo.make_optimizer(t.learning_rate, t.steps, t.warmup_steps, t.weight_decay)
         curriculum = rewards.Curriculum(config.rewards)
         run = RunState()
@@ -346,7 +357,7 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
     settings = grpo.UpdateSettings(temperature=config.sampling.temperature, epsilon=t.epsilon,
                                    epsilon_high=t.epsilon_high, beta=t.beta, num_iterations=t.num_iterations,
                                    loss_batch_size=t.loss_batch_size, max_grad_norm=t.max_grad_norm,
-                                   shared_prompt=t.shared_prompt)
+                                   shared_prompt=t.shared_prompt, reference_adapters=reference)
     memory.set_limits(t.memory_limit_gb)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     trainable, total = lora.count_parameters(model)
