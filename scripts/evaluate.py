@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             if d["games"]:
                 names = [str(r.get("label") or r["policy"].get("name", "?")) for r in reports]
                 print(f"paired over {d['games']} shared secrets: won by {names[0]} only {d['only_a']}, "
-                      f"by {names[1]} only {d['only_b']}, by both {d['both']}")
+                      f"by {names[1]} only {d['only_b']}, by both {d['both']} (exact McNemar p = {d['p_value']:.2f})")
         return 0
 
     secrets = wordlists.sample_split(args.split, args.n, args.seed)

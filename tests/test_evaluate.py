@@ -129,7 +129,14 @@ class TestIntervals(unittest.TestCase):
     def test_paired_difference_counts_games_won_by_one_only(self):
         a = {"games": [{"secret": "crane", "won": True}, {"secret": "slate", "won": False}, {"secret": "moist", "won": True}]}
         b = {"games": [{"secret": "crane", "won": False}, {"secret": "slate", "won": True}, {"secret": "moist", "won": True}]}
-        self.assertEqual(evaluate.paired_difference(a, b), {"games": 3, "only_a": 1, "only_b": 1, "both": 1})
+        self.assertEqual(evaluate.paired_difference(a, b), {"games": 3, "only_a": 1, "only_b": 1, "both": 1, "p_value": 1.0})
+
+    def test_mcnemar_p_is_the_two_sided_binomial_tail_of_the_discordant_games(self):
+        self.assertAlmostEqual(evaluate.mcnemar_p(0, 5), 2 / 32)  # 5-0: both tails of 1/32
+        self.assertAlmostEqual(evaluate.mcnemar_p(6, 11), evaluate.mcnemar_p(11, 6))
+        self.assertAlmostEqual(evaluate.mcnemar_p(1, 9), 2 * 11 / 1024)
+        self.assertEqual(evaluate.mcnemar_p(3, 3), 1.0)
+        self.assertEqual(evaluate.mcnemar_p(0, 0), 1.0)
 
 
 class TestEvaluateCli(unittest.TestCase):

@@ -18,6 +18,7 @@ For a model the invalid reason is the parser's (no_guess_tag, wrong_length, ...)
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -221,14 +222,29 @@ def wilson_interval(wins: int, n: int, z: float = 1.959964) -> tuple[float, floa
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def mcnemar_p(only_a: int, only_b: int) -> float:
+    """Exact two-sided McNemar p-value: how often a fair coin splits `only_a + only_b` games this unevenly.
+
+    Only the games won by exactly one player say anything about which is better; under "no
+    difference" each of them is equally likely to fall either way (a binomial with p = 1/2).
+    """
+    n, k = only_a + only_b, min(only_a, only_b)
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
 def paired_difference(a: dict, b: dict) -> dict:
-    """Games (same secrets) won by `a` and lost by `b` and the other way round; both reports need `games`."""
+    """Games (same secrets) won by `a` and lost by `b` and the other way round, and the exact McNemar
+    p-value of that split; both reports need `games`."""
     won_a = {g["secret"]: g["won"] for g in a["games"]}
     won_b = {g["secret"]: g["won"] for g in b["games"]}
     common = sorted(set(won_a) & set(won_b))
-    return {"games": len(common), "only_a": sum(won_a[s] and not won_b[s] for s in common),
-            "only_b": sum(won_b[s] and not won_a[s] for s in common),
-            "both": sum(won_a[s] and won_b[s] for s in common)}
+    only_a = sum(won_a[s] and not won_b[s] for s in common)
+    only_b = sum(won_b[s] and not won_a[s] for s in common)
+    return {"games": len(common), "only_a": only_a, "only_b": only_b,
+            "both": sum(won_a[s] and won_b[s] for s in common), "p_value": mcnemar_p(only_a, only_b)}
 
 
 def markdown_table(reports: Sequence[dict]) -> str:
