@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rejected-rate", type=float, default=0.0, help="share of states listing earlier invalid answers")
     parser.add_argument("--repeat-rate", type=float, default=0.0,
                         help="share of states (with a turn) that replay one earlier guess")
-    parser.add_argument("--guess-style", choices=prompts.GUESS_STYLES, default="upper", help="CRANE or ' crane'")
+    parser.add_argument("--guess-style", choices=prompts.GUESS_STYLES, default="upper", help="CRANE, ' crane' or ' C R A N E'")
     teacher = parser.add_argument_group("teacher model (OpenAI-compatible endpoint, --mode sft)")
     teacher.add_argument("--teacher-endpoint", metavar="URL")
     teacher.add_argument("--teacher-model", metavar="NAME")

@@ -1,7 +1,8 @@
 import unittest
 
 from wordle_mlx.game import GameState
-from wordle_mlx.prompts import FORMATS, SYSTEM_PROMPT, build_messages, format_completion, parse_completion, render_state
+from wordle_mlx.prompts import (FORMATS, GUESS_STYLES, SYSTEM_PROMPT, build_messages, format_completion, guess_text,
+                                 parse_completion, render_state)
 
 # HELLO after LLAMA (L yellow twice) and LOLLY (first L gray, two L green): repeated letters in both directions
 REPEATS = GameState("hello").play("llama").play("lolly").turns
@@ -90,6 +91,23 @@ class TestParse(unittest.TestCase):
     def test_format_completion_round_trips(self):
         p = parse_completion(format_completion("pattern ??A?E", "brace"), strict=True)
         self.assertEqual((p.guess, p.think, p.reason), ("brace", "pattern ??A?E", None))
+
+    def test_every_guess_style_round_trips_with_and_without_think(self):
+        for style in GUESS_STYLES:
+            with self.subTest(style=style):
+                p = parse_completion(format_completion("x", "brace", style), strict=True)
+                self.assertEqual((p.guess, p.reason), ("brace", None))
+                p = parse_completion(format_completion(None, "brace", style), strict=True, think=False)
+                self.assertEqual((p.guess, p.reason), ("brace", None))
+
+    def test_letters_style_writes_one_spaced_capital_per_letter(self):
+        self.assertEqual(guess_text("crane", "letters"), " C R A N E")
+
+    def test_spelled_guess_is_one_word_and_keeps_its_problems(self):
+        self.assertEqual(parse_completion("<guess>c r a n e</guess>").guess, "crane")
+        self.assertEqual(parse_completion("<guess>C R A N E S</guess>").reason, "wrong_length")
+        self.assertEqual(parse_completion("<guess>A B C D E</guess>").reason, "not_allowed")
+        self.assertEqual(parse_completion("<guess>CR ANE</guess>").reason, "not_letters")  # only single letters join
 
 
 if __name__ == "__main__":

@@ -51,7 +51,8 @@ class SamplingConfig(_Section):
     max_prompt_tokens: int = Field(256, ge=16)
     prompt_format: Literal["plain", "symbols", "rows", "compact"] = "plain"
     think: bool = Field(True, description="answers start with a <think> block (False: the sft.think_style none layout)")
-    guess_style: Literal["upper", "word"] = Field("upper", description="CRANE, or ' crane' (one whole-word token)")
+    guess_style: Literal["upper", "word", "letters"] = Field(
+        "upper", description="CRANE, ' crane' (one whole-word token) or ' C R A N E' (one token per letter)")
 
 
 class TrainingConfig(_Section):

@@ -13,7 +13,8 @@ The system prompt states the rules and the answer format: `<think>short reasonin
   `tried CRANE SLATE | pattern ??A?E | has R (not 1) | not C L N S T | 4 left`, one field per line,
   with a one-line system prompt (`COMPACT_SYSTEM_PROMPT`). Fewer tokens = more examples per minute.
 
-`parse_completion(text, strict=False)` finds the guess (case-insensitive, whitespace tolerant) or
+`parse_completion(text, strict=False)` finds the guess (case-insensitive, whitespace tolerant, letters
+separated by single spaces read as one word: the `letters` guess style) or
 says precisely why there is none: no_guess_tag, several_guess_tags, not_letters, wrong_length,
 not_allowed. With `strict=True` the layout must also be exactly one non-empty `<think>` block
 followed by one `<guess>` block and nothing else: no_think, empty_think, extra_text.
@@ -137,14 +138,18 @@ def build_messages(turns: Sequence[Turn], fmt: str = "plain", max_guesses: int =
             {"role": "user", "content": render_state(turns, fmt, max_guesses, rejected)}]
 
 
-GUESS_STYLES = ("upper", "word")
+GUESS_STYLES = ("upper", "word", "letters")
 
 
 def guess_text(guess: str, style: str = "upper") -> str:
     """How a guess is written: `upper` = CRANE; `word` = ` crane`, lowercase with a leading space,
-    which most BPE vocabularies (SmolLM2's included) hold as one whole-word token."""
+    which most BPE vocabularies (SmolLM2's included) hold as one whole-word token; `letters` =
+    ` C R A N E`, one token per letter, the same tokens as the letters of the compact prompt's
+    `has` and `not` lines, so a letter can be copied or avoided position by position."""
     if style not in GUESS_STYLES:
         raise ValueError(f"guess style: expected one of {', '.join(GUESS_STYLES)}, got {style!r}")
+    if style == "letters":
+        return "".join(" " + c for c in guess.upper())
     return guess.upper() if style == "upper" else " " + guess.lower()
 
 
@@ -158,6 +163,7 @@ def format_completion(think: str | None, guess: str, style: str = "upper") -> st
 _GUESS = re.compile(r"<guess>(.*?)</guess>", re.IGNORECASE | re.DOTALL)
 _THINK = re.compile(r"<think>(.*?)</think>", re.IGNORECASE | re.DOTALL)
 _STRICT = re.compile(r"\s*<think>(.*?)</think>\s*<guess>(.*?)</guess>\s*", re.IGNORECASE | re.DOTALL)
+_SPELLED = re.compile(r"[A-Za-z](?: [A-Za-z])+")
 _STRICT_NO_THINK = re.compile(r"\s*<guess>(.*?)</guess>\s*", re.IGNORECASE | re.DOTALL)
 
 GUESS_REASONS = ("no_guess_tag", "several_guess_tags", "not_letters", "wrong_length", "not_allowed")
@@ -220,6 +226,8 @@ def parse_completion(text: str, strict: bool = False, think: bool = True) -> Par
     if len(guesses) > 1:
         return Parsed(None, guesses[0].strip(), think_text, "several_guess_tags", format_problems, strict)
     raw = guesses[0].strip()
+    if _SPELLED.fullmatch(raw):  # the `letters` style, C R A N E
+        raw = raw.replace(" ", "")
     problem = guess_problem(raw)
     if problem is not None:
         return Parsed(None, raw, think_text, problem[0], format_problems, strict)

@@ -24,7 +24,8 @@ Think styles:
 
 Guess style (`prompts.guess_text`): `upper` writes CRANE (SmolLM2 splits it into CR|AN|E); `word`
 writes ` crane`, one whole-word token in most BPE vocabularies, so the model picks a word it knows
-instead of spelling one.
+instead of spelling one; `letters` writes ` C R A N E`, one token per letter (the tokens of the
+compact prompt's letter lists).
 `think_max_chars` drops the least important scratchpad fields until the text fits.
 
 Everything is seeded (`random.Random(seed)`) and reproducible. Train files never contain eval
@@ -56,7 +57,7 @@ class ThinkField:
 def scratchpad_fields(turns: Sequence[Turn], guess: str, n_candidates: int, splits: int | None,
                       guess_style: str = "upper") -> list[ThinkField]:
     """The scratchpad's fields for a state and the chosen guess (all true by construction)."""
-    g = guess.upper() if guess_style == "upper" else guess.lower()
+    g = guess.lower() if guess_style == "word" else guess.upper()
     if not turns:
         return [ThinkField("no clues yet", 3), ThinkField(f"{n_candidates} possible", 1), ThinkField(f"open with {g}", 10)]
     k = knowledge_from_history(turns)
