@@ -131,6 +131,18 @@ class TestIntervals(unittest.TestCase):
         b = {"games": [{"secret": "crane", "won": False}, {"secret": "slate", "won": True}, {"secret": "moist", "won": True}]}
         self.assertEqual(evaluate.paired_difference(a, b), {"games": 3, "only_a": 1, "only_b": 1, "both": 1, "p_value": 1.0})
 
+    def test_broken_rule_rates_count_each_misfit_once_per_rule(self):
+        # secret CRANE, first TRACE (XGGYG): GRAPE leaves C out; TRADE leaves C out and uses T;
+        # an invalid attempt (no feedback) is skipped; CRAZE fits and is not counted
+        game = {"guesses": ["trace", "grape", "xxxxx", "trade", "craze"],
+                "feedback": ["XGGYG", "XGGXG", None, "XGGXG", "GGGXG"]}
+        rates = evaluate.broken_rule_rates({"games": [game]})
+        self.assertEqual(rates, {"green": 0.0, "missing": 1.0, "place": 0.0, "absent": 0.5})
+
+    def test_broken_rule_rates_are_none_without_a_misfit(self):
+        self.assertIsNone(evaluate.broken_rule_rates({"games": [{"guesses": ["crane"], "feedback": ["GGGGG"]}]}))
+        self.assertIsNone(evaluate.broken_rule_rates({}))
+
     def test_mcnemar_p_is_the_two_sided_binomial_tail_of_the_discordant_games(self):
         self.assertAlmostEqual(evaluate.mcnemar_p(0, 5), 2 / 32)  # 5-0: both tails of 1/32
         self.assertAlmostEqual(evaluate.mcnemar_p(6, 11), evaluate.mcnemar_p(11, 6))

@@ -169,6 +169,23 @@ class TestKnowledge(unittest.TestCase):
             for w in words.answers():
                 self.assertEqual(k.allows(w), is_consistent(w, history), (w, history))
 
+    def test_a_word_breaks_no_rule_exactly_when_it_is_allowed(self):
+        rng = random.Random(2)
+        for _ in range(10):
+            secret = rng.choice(words.answers())
+            history = random_history(rng, secret, rng.randint(1, 4))
+            k = knowledge_from_history(history)
+            for w in rng.sample(words.allowed(), 400):
+                self.assertEqual(k.broken(w) == (), k.allows(w), (w, history))
+
+    def test_broken_names_each_kind_of_constraint(self):
+        k = GameState("crane").play("trace").knowledge  # XGGYG: R A in place, C not 4th, E last, no T
+        self.assertEqual(k.broken("brace"), ("place",))              # C again 4th
+        self.assertEqual(k.broken("grape"), ("missing",))            # no C
+        self.assertEqual(k.broken("craze"), ())                      # fits
+        self.assertEqual(k.broken("trade"), ("missing", "absent"))  # no C, a T
+        self.assertEqual(k.broken("crone"), ("green", "missing"))   # A neither kept nor anywhere
+
 
 class TestCandidates(unittest.TestCase):
     def test_candidates_keep_the_secret_and_only_consistent_words(self):

@@ -13,6 +13,9 @@ repeat_rate (attempts repeating an earlier guess of the game), format_compliance
 completions in the exact <think>..</think><guess>..</guess> layout with a valid word), wall_seconds,
 games (secret, won, guesses, feedback, invalid reason and, for models, the completion per attempt).
 For a model the invalid reason is the parser's (no_guess_tag, wrong_length, ...).
+The table also breaks the guesses that do not fit down by the constraint they break
+(`broken_rule_rates`: green moved, known letter missing, letter in a place ruled out, gray used),
+read from the games, so it works on any saved report.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from wordle_mlx.game import MAX_GUESSES, GameState, InvalidGuess, is_consistent
+from wordle_mlx.game import BROKEN_RULES, MAX_GUESSES, GameState, InvalidGuess, Turn, is_consistent, knowledge_from_history
 
 
 @dataclass
@@ -137,6 +140,26 @@ def summarize(games: Sequence[GameRecord], max_guesses: int = MAX_GUESSES) -> di
     }
 
 
+def broken_rule_rates(report: dict) -> dict[str, float] | None:
+    """Among valid guesses after the first that do not fit the feedback, the fraction breaking each
+    kind of constraint (`Knowledge.broken`: green, missing, place, absent; one guess can break
+    several). Read from the report's games, so older reports work too; None without games or
+    without an inconsistent guess."""
+    counts, inconsistent = Counter(), 0
+    for game in report.get("games", []):
+        history: list[Turn] = []
+        for guess, feedback in zip(game["guesses"], game["feedback"]):
+            if feedback is None:  # an invalid attempt: no feedback, not a turn
+                continue
+            broken = knowledge_from_history(history).broken(guess) if history else ()
+            inconsistent += bool(broken)
+            counts.update(broken)
+            history.append(Turn(guess.lower(), feedback))
+    if not inconsistent:
+        return None
+    return {rule: counts[rule] / inconsistent for rule in BROKEN_RULES}
+
+
 def progress_columns() -> list:
     """games done/won, a bar over turns (moves within a batch), elapsed and ETA: under 80 columns."""
     from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -186,6 +209,11 @@ def report_table(reports: Sequence[dict]):
     row("invalid guesses", lambda r: f"{r['invalid_guesses']} ({100 * r['invalid_guess_rate']:.1f}%)")
     pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
     row("consistent guesses", lambda r: pct(r.get("consistent_rate")))
+    broken = [broken_rule_rates(r) for r in reports]
+    if any(broken):
+        for rule, what in (("green", "green moved"), ("missing", "letter missing"),
+                           ("place", "wrong place"), ("absent", "gray used")):  # of the guesses that do not fit
+            table.add_row(f"  misfits: {what}", *["-" if b is None else pct(b[rule]) for b in broken])
     row("repeated guesses", lambda r: pct(r.get("repeat_rate")))
     row("format compliance", lambda r: pct(r.get("format_compliance")))
     row("wall seconds", lambda r: f"{r['wall_seconds']:.1f}")

@@ -106,6 +106,9 @@ def filter_candidates(history: History, words: Iterable[str] | None = None) -> l
     return [w for w in pool if is_consistent(w, history)]
 
 
+BROKEN_RULES = ("green", "missing", "place", "absent")
+
+
 @dataclass(frozen=True)
 class Knowledge:
     """What the feedback so far tells about the secret.
@@ -156,6 +159,22 @@ class Knowledge:
         if any(counts[c] > n for c, n in self.max_counts.items()):
             return False
         return not any(w[i] == c for c, positions in self.excluded_positions.items() for i in positions)
+
+    def broken(self, word: str) -> tuple[str, ...]:
+        """The kinds of constraint `word` breaks, in `BROKEN_RULES` order (empty iff `allows(word)`):
+        green (a known letter not kept in its place), missing (a letter known to be in the word left
+        out, or too few copies), place (a letter of the word put where feedback said it is not),
+        absent (a letter known not to be in the word, or more copies than the secret has)."""
+        w = word.lower()
+        counts = Counter(w)
+        broken = {
+            "green": any(w[i] != letter for i, letter in self.greens.items()),
+            "missing": any(counts[c] < n for c, n in self.min_counts.items()),
+            "place": any(w[i] == c for c, positions in self.excluded_positions.items()
+                         if self.min_counts.get(c, 0) > 0 for i in positions),
+            "absent": any(counts[c] > n for c, n in self.max_counts.items()),
+        }
+        return tuple(rule for rule in BROKEN_RULES if broken[rule])
 
 
 def knowledge_from_history(history: History) -> Knowledge:
