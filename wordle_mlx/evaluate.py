@@ -211,9 +211,9 @@ def report_table(reports: Sequence[dict]):
     row("consistent guesses", lambda r: pct(r.get("consistent_rate")))
     broken = [broken_rule_rates(r) for r in reports]
     if any(broken):
-        for rule, what in (("green", "green moved"), ("missing", "letter missing"),
+        for rule, what in (("green", "green moved"), ("missing", "lost letter"),
                            ("place", "wrong place"), ("absent", "gray used")):  # of the guesses that do not fit
-            table.add_row(f"  misfits: {what}", *["-" if b is None else pct(b[rule]) for b in broken])
+            table.add_row(f"  misfit: {what}", *["-" if b is None else pct(b[rule]) for b in broken])
     row("repeated guesses", lambda r: pct(r.get("repeat_rate")))
     row("format compliance", lambda r: pct(r.get("format_compliance")))
     row("wall seconds", lambda r: f"{r['wall_seconds']:.1f}")
