@@ -150,18 +150,10 @@ class Knowledge:
 
     def allows(self, word: str) -> bool:
         """True if `word` satisfies every constraint (equivalent to `is_consistent`)."""
-        w = word.lower()
-        if any(w[i] != letter for i, letter in self.greens.items()):
-            return False
-        counts = Counter(w)
-        if any(counts[c] < n for c, n in self.min_counts.items()):
-            return False
-        if any(counts[c] > n for c, n in self.max_counts.items()):
-            return False
-        return not any(w[i] == c for c, positions in self.excluded_positions.items() for i in positions)
+        return not self.broken(word)
 
     def broken(self, word: str) -> tuple[str, ...]:
-        """The kinds of constraint `word` breaks, in `BROKEN_RULES` order (empty iff `allows(word)`):
+        """The kinds of constraint `word` breaks, in `BROKEN_RULES` order (empty iff `word` fits):
         green (a known letter not kept in its place), missing (a letter known to be in the word left
         out, or too few copies), place (a letter of the word put where feedback said it is not),
         absent (a letter known not to be in the word, or more copies than the secret has)."""
