@@ -7,6 +7,11 @@ save a checkpoint and raise `runs.Interrupted`, whose text says how to resume); 
 one line and exits 130 for Ctrl-C, 143 for SIGTERM (128 + the signal: the shell convention, so
 `train_sft && train_rl` stops after an interrupted SFT). A SIGINT that was ignored when the
 process started (a background job of a non-interactive shell, nohup) stays ignored.
+
+That exit is `os._exit` after flushing stdout and stderr (every file the trainers write is closed
+by then): once a KeyboardInterrupt has passed through CPython's C-level run loop (`PyRun_*`, which
+a library may call), CPython ends even a clean `sys.exit(130)` by killing itself with SIGINT
+(status -2), as if the interrupt had gone unhandled.
 """
 
 from __future__ import annotations
@@ -56,5 +61,14 @@ def run(main: Callable[[], int | None]) -> NoReturn:
         _install(_quit_now)  # a second Ctrl-C while this is printed is just as quiet
         text = str(stop) if getattr(stop, "resume_command", None) else "interrupted"
         print(f"\n{text}", file=sys.stderr)
-        sys.exit(128 + (_received[-1] if _received else signal.SIGINT))
+        _exit_now(128 + (_received[-1] if _received else signal.SIGINT))
     sys.exit(code or 0)
+
+
+def _exit_now(code: int) -> NoReturn:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or broken pipe: nothing more to say
+            pass
+    os._exit(code)

@@ -105,6 +105,23 @@ class TestInterrupt(unittest.TestCase):
         self.assertNotIn("GRPO-STARTED", out)
         self.assertNotEqual(proc.returncode, 0)
 
+    def test_exit_is_130_even_after_a_keyboard_interrupt_went_through_cpythons_run_loop(self):
+        # CPython remembers a KeyboardInterrupt that left a PyRun_* call (a library may run code that
+        # way) and then ends any exit, even sys.exit(130), by killing itself with SIGINT (status -2).
+        probe = self.logs / "kb_probe.py"
+        probe.write_text("import ctypes\nimport scripts\n\n"
+                         "def main():\n"
+                         "    ctypes.pythonapi.PyRun_SimpleString(b'raise KeyboardInterrupt')\n"
+                         "    raise KeyboardInterrupt\n\n"
+                         "scripts.run(main)\n")
+        import os
+
+        env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        proc = subprocess.run([sys.executable, "-m", "kb_probe"], cwd=self.logs, env=env, capture_output=True,
+                              text=True, timeout=120)
+        self.assertEqual(proc.returncode, 130, proc.stderr)
+        self.assertEqual(lines(proc.stderr)[-1], "interrupted")
+
 
 class TestUsage(unittest.TestCase):
     def test_usage_names_the_module(self):
