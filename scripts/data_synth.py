@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rejected-rate", type=float, default=0.0, help="share of states listing earlier invalid answers")
     parser.add_argument("--repeat-rate", type=float, default=0.0,
                         help="share of states (with a turn) that replay one earlier guess")
+    parser.add_argument("--mistake-style", choices=synth.MISTAKE_STYLES, default="random",
+                        help="listed invalid answers: unrelated strings, or near misses of the target")
     parser.add_argument("--guess-style", choices=prompts.GUESS_STYLES, default="upper", help="CRANE, ' crane' or ' C R A N E'")
     teacher = parser.add_argument_group("teacher model (OpenAI-compatible endpoint, --mode sft)")
     teacher.add_argument("--teacher-endpoint", metavar="URL")
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             records = synth.sft_records(secrets, args.split, args.seed, args.format, args.max_turns, args.policy,
                                         args.think, args.think_max_chars, on_record=advance, min_turns=args.min_turns,
                                         rejected_rate=args.rejected_rate, guess_style=args.guess_style,
-                                        repeat_rate=args.repeat_rate)
+                                        repeat_rate=args.repeat_rate, mistake_style=args.mistake_style)
         with tmp.open("w") as fh:
             for record in records:
                 fh.write(json.dumps(record) + "\n")

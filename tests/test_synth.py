@@ -114,6 +114,35 @@ class TestStudyLevers(unittest.TestCase):
             self.assertEqual(r["messages"], build_messages(state.turns, "compact", rejected=r["rejected"]))
             self.assertIn("not words " + " ".join(r["rejected"]), r["messages"][1]["content"])
 
+    def near_records(self) -> list[dict]:
+        records = list(synth.sft_records(self.secrets[:60], "train", seed=11, fmt="compact", max_turns=4,
+                                         policy="frequent", min_turns=1, rejected_rate=1.0, mistake_style="near"))
+        return [r for r in records if r.get("rejected")]
+
+    def test_near_mistakes_are_the_target_with_one_letter_changed_and_not_words(self):
+        records = self.near_records()
+        self.assertGreater(len(records), 30)
+        for r in records:
+            for bad in r["rejected"]:
+                self.assertFalse(words.is_allowed(bad.lower()), bad)
+                self.assertEqual(sum(a != b for a, b in zip(bad.lower(), r["target"])), 1, (bad, r["target"]))
+
+    def test_near_mistakes_keep_the_greens_and_use_no_gray_letter(self):
+        for r in self.near_records():
+            k = knowledge_from_history(replay(r).turns)
+            for bad in r["rejected"]:
+                for place, letter in k.greens.items():
+                    self.assertEqual(bad[place].lower(), letter, (bad, r["turns"]))
+                self.assertFalse(set(bad.lower()) & set(k.absent - set(r["target"])), (bad, r["turns"]))
+
+    def test_near_mistakes_in_one_state_differ(self):
+        for r in self.near_records():
+            self.assertEqual(len(set(r["rejected"])), len(r["rejected"]))
+
+    def test_unknown_mistake_style_is_an_error(self):
+        with self.assertRaisesRegex(ValueError, "mistake style"):
+            next(synth.sft_records(["hello"], "train", mistake_style="nearby"))
+
     def test_repeat_states_replay_an_earlier_guess_and_target_a_new_word(self):
         records = list(synth.sft_records(self.secrets[:40], "train", seed=7, fmt="compact", max_turns=4,
                                          policy="frequent", min_turns=1, repeat_rate=1.0))

@@ -144,6 +144,9 @@ class SFTConfig(_Section):
     rejected_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of states listing 1-2 earlier invalid answers")
     repeat_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of states (with a turn) that replay one "
                                "earlier guess, as a stuck greedy model does")
+    mistake_style: Literal["random", "near"] = Field(
+        "random", description="the listed invalid answers: random (unrelated strings) or near (the target with one "
+        "letter changed, not a word: what a model that fits the feedback but misspells writes)")
     iters: int = Field(200, ge=1, description="optimizer steps")
     batch_size: int = Field(4, ge=1)
     learning_rate: float = Field(2e-4, gt=0.0)

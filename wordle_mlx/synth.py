@@ -10,7 +10,10 @@
 * Data mix: the number of earlier turns is uniform in `min_turns..max_turns`; with probability
   `rejected_rate` a state also lists 1-2 earlier answers that were not valid words (a 4-letter word
   or a made-up string, as a model writes them), each of which cost a turn, so the model sees how a
-  game goes on after its own mistakes. With probability `repeat_rate` a state with at least one turn
+  game goes on after its own mistakes. `mistake_style` says what they look like: `random` (the
+  above, made from unrelated words) or `near` (the target with one letter changed into a string that
+  is not a word, off the greens and the gray letters: the near miss a model that fits the feedback
+  but not the lexicon writes, and then repeats when the `not words` line means nothing to it). With probability `repeat_rate` a state with at least one turn
   also holds one earlier guess played again (greedy models get stuck repeating a word that nearly
   fits; these states show the solver's way out). The target is never a word already tried.
 
@@ -35,6 +38,7 @@ secrets (`words.check_training_secrets`). No model imports; the solvers use the 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
@@ -44,6 +48,8 @@ from wordle_mlx.game import GameState, Turn, filter_candidates, is_consistent, k
 from wordle_mlx.prompts import build_messages, format_completion
 
 THINK_STYLES = ("scratchpad", "count", "none")
+MISTAKE_STYLES = ("random", "near")
+_LETTER_WEIGHTS: dict[str, int] = {}  # letter -> count in the answer list, filled on first use
 TARGET_POLICIES = ("entropy", "optimal", "frequent", "candidate-entropy")
 PREFIX_MIX = (("entropy", 0.5), ("consistent", 0.3), ("plain", 0.2))
 
@@ -137,13 +143,20 @@ class StateSampler:
             state = state.play(self.rng.choice(state.turns).guess)
         return state
 
-    def mistakes(self, state: GameState) -> list[str]:
-        """0-2 invalid answers (uppercase) a model might have written before, if turns remain."""
+    def mistakes(self, state: GameState, target: str | None = None, style: str = "random") -> list[str]:
+        """0-2 invalid answers (uppercase) a model might have written before, if turns remain:
+        `random` ones from unrelated words, or `near` misses of `target` (see the module docstring)."""
+        if style not in MISTAKE_STYLES:
+            raise ValueError(f"mistake style: expected one of {', '.join(MISTAKE_STYLES)}, got {style!r}")
         room = state.max_guesses - len(state.turns) - 1
         if room <= 0 or self.rng.random() >= self.rejected_rate:
             return []
         out = []
         for _ in range(min(room, self.rng.randint(1, 2))):
+            near = self._near_miss(state, target, out) if style == "near" and target else None
+            if near:
+                out.append(near)
+                continue
             word = self._plain(state)
             if self.rng.random() < 0.5:
                 bad = word[:4]  # a 4-letter answer, the commonest model mistake
@@ -155,6 +168,25 @@ class StateSampler:
                 bad = bad[:4]
             out.append(bad.upper())
         return out
+
+    def _near_miss(self, state: GameState, target: str, taken: Sequence[str]) -> str | None:
+        """`target` with one non-green letter changed to one not known gray, not a word (uppercase);
+        the new letter is drawn as often as letters occur in the answer list."""
+        global _LETTER_WEIGHTS
+        if not _LETTER_WEIGHTS:
+            _LETTER_WEIGHTS = dict(sorted(Counter("".join(wordlists.answers())).items()))
+        k = knowledge_from_history(state.turns)
+        places = [i for i in range(len(target)) if i not in k.greens]
+        for _ in range(20):
+            if not places:
+                return None
+            i = self.rng.choice(places)
+            letters = [c for c in _LETTER_WEIGHTS if c != target[i] and c not in k.absent]
+            letter = self.rng.choices(letters, [_LETTER_WEIGHTS[c] for c in letters])[0]  # E more often than Q
+            bad = (target[:i] + letter + target[i + 1:]).upper()
+            if not wordlists.is_allowed(bad.lower()) and bad not in taken:
+                return bad
+        return None
 
 
 def _turns_json(state: GameState) -> list[list[str]]:
@@ -187,16 +219,19 @@ def target_policy(name: str, table=None) -> solvers.Policy:
 def sft_records(secrets: Sequence[str], split: str, seed: int = 0, fmt: str = "plain", max_turns: int = 4,
                 policy: str = "entropy", think_style: str = "scratchpad", think_max_chars: int = 200,
                 on_record: Callable[[], None] | None = None, min_turns: int = 0,
-                rejected_rate: float = 0.0, guess_style: str = "upper", repeat_rate: float = 0.0) -> Iterator[dict]:
+                rejected_rate: float = 0.0, guess_style: str = "upper", repeat_rate: float = 0.0,
+                mistake_style: str = "random") -> Iterator[dict]:
     """One SFT example per secret: state, solver target and a true think text."""
     if think_style not in THINK_STYLES:
         raise ValueError(f"think style: expected one of {', '.join(THINK_STYLES)}, got {think_style!r}")
+    if mistake_style not in MISTAKE_STYLES:
+        raise ValueError(f"mistake style: expected one of {', '.join(MISTAKE_STYLES)}, got {mistake_style!r}")
     sampler = StateSampler(seed, max_turns, min_turns, rejected_rate, repeat_rate)
     target = target_policy(policy, table=sampler.entropy.table)
     for secret in secrets:
         state = sampler.sample(secret)
-        rejected = sampler.mistakes(state)
-        guess = target.guess(state.turns)
+        guess = target.guess(state.turns)  # the solvers draw nothing from the sampler's RNG
+        rejected = sampler.mistakes(state, guess, mistake_style)
         think = think_text(state.turns, guess, think_style, think_max_chars, guess_style)
         record = {"secret": secret, "split": split, "turns": _turns_json(state),
                   "messages": build_messages(state.turns, fmt, rejected=rejected),
