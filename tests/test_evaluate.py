@@ -143,6 +143,15 @@ class TestIntervals(unittest.TestCase):
         self.assertIsNone(evaluate.broken_rule_rates({"games": [{"guesses": ["crane"], "feedback": ["GGGGG"]}]}))
         self.assertIsNone(evaluate.broken_rule_rates({}))
 
+    def test_rejected_again_counts_invalid_answers_already_rejected_in_the_same_game(self):
+        # ABOSE rejected, then written again (case aside); ABASE is valid; a new game starts afresh
+        games = [{"guesses": ["raise", "ABOSE", "abose", "abase"], "invalid": [None, "not_allowed", "not_allowed", None]},
+                 {"guesses": ["abose", "zzzzz"], "invalid": ["not_allowed", "not_allowed"]}]
+        self.assertAlmostEqual(evaluate.rejected_again_rate({"games": games}), 1 / 4)
+
+    def test_rejected_again_is_none_without_an_invalid_answer(self):
+        self.assertIsNone(evaluate.rejected_again_rate({"games": [{"guesses": ["crane"], "invalid": [None]}]}))
+
     def test_mcnemar_p_is_the_two_sided_binomial_tail_of_the_discordant_games(self):
         self.assertAlmostEqual(evaluate.mcnemar_p(0, 5), 2 / 32)  # 5-0: both tails of 1/32
         self.assertAlmostEqual(evaluate.mcnemar_p(6, 11), evaluate.mcnemar_p(11, 6))

@@ -15,7 +15,9 @@ games (secret, won, guesses, feedback, invalid reason and, for models, the compl
 For a model the invalid reason is the parser's (no_guess_tag, wrong_length, ...).
 The table also breaks the guesses that do not fit down by the constraint they break
 (`broken_rule_rates`: green moved, known letter missing, letter in a place ruled out, gray used),
-read from the games, so it works on any saved report.
+read from the games, so it works on any saved report, and says how many invalid answers repeat one
+already rejected in the same game (`rejected_again_rate`: a model that ignores the prompt's list of
+rejected answers spends its turns writing the same non-word).
 """
 
 from __future__ import annotations
@@ -160,6 +162,21 @@ def broken_rule_rates(report: dict) -> dict[str, float] | None:
     return {rule: counts[rule] / inconsistent for rule in BROKEN_RULES}
 
 
+def rejected_again_rate(report: dict) -> float | None:
+    """Of the invalid attempts, the fraction that repeat an answer already rejected in the same game
+    (compared in upper case, as the prompt lists them). From the games; None without an invalid one."""
+    again = invalid = 0
+    for game in report.get("games", []):
+        rejected: set[str] = set()
+        for guess, reason in zip(game["guesses"], game.get("invalid", [])):
+            if reason is None:
+                continue
+            invalid += 1
+            again += str(guess).upper() in rejected
+            rejected.add(str(guess).upper())
+    return again / invalid if invalid else None
+
+
 def progress_columns() -> list:
     """games done/won, a bar over turns (moves within a batch), elapsed and ETA: under 80 columns."""
     from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -208,6 +225,7 @@ def report_table(reports: Sequence[dict]):
         row(f"  solved in {k}" if k != "fail" else "  failed", lambda r, k=k: str(r["histogram"].get(k, 0)))
     row("invalid guesses", lambda r: f"{r['invalid_guesses']} ({100 * r['invalid_guess_rate']:.1f}%)")
     pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    row("  rejected again", lambda r: pct(rejected_again_rate(r)))
     row("consistent guesses", lambda r: pct(r.get("consistent_rate")))
     broken = [broken_rule_rates(r) for r in reports]
     if any(broken):
