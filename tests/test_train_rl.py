@@ -83,6 +83,32 @@ class TestTrainLoop(unittest.TestCase):
         self.assertEqual(m["skipped_group_fraction"], 1.0)
         self.assertEqual(m["trained_sequences"], 0)
 
+    def test_a_game_without_a_valid_guess_ends_at_once_by_default(self):
+        with mock.patch.object(rewards, "score_group", side_effect=REAL_SCORE_GROUP):  # random outputs: all invalid
+            m = lines(train_rl.train(tiny_config(self.logs, "end", steps=1)) / "metrics.jsonl")[0]
+        self.assertEqual(m["groups"], m["games"])
+        self.assertEqual(m["games_ended_no_valid_guess"], m["games"])
+        self.assertEqual(m["rejected_answers"], 0)
+
+    def test_play_on_invalid_spends_turns_on_rejected_answers_as_evaluation_does(self):
+        config = load_config(ROOT / "config" / "tiny_test.json", [
+            f"logging.logs_dir={self.logs}", "logging.run_name=on", "training.steps=1",
+            "training.play_on_invalid=true", "logging.samples_per_step=1000"])
+        with mock.patch.object(rewards, "score_group", side_effect=REAL_SCORE_GROUP):
+            run_dir = train_rl.train(config)
+        m = lines(run_dir / "metrics.jsonl")[0]
+        self.assertGreater(m["groups"], m["games"])  # games went on after an invalid group
+        self.assertEqual(m["rejected_answers"], m["groups"])  # every group's answer was rejected, one turn each
+        self.assertEqual(m["games_ended_no_valid_guess"], 0)
+        samples = lines(run_dir / "samples.jsonl")
+        later = [s for s in samples if s.get("rejected")]
+        self.assertTrue(later)
+        for s in later:
+            self.assertLess(len(s["turns"]) + len(s["rejected"]), 6)  # a turn is left to play
+        games = {s["game"] for s in samples}
+        for g in games:  # each game used all its turns: the last group saw 5 spent
+            self.assertEqual(max(len(s["turns"]) + len(s.get("rejected", [])) for s in samples if s["game"] == g), 5)
+
     def test_kl_anchors_to_the_starting_adapters_by_default(self):
         start = train_rl.train(tiny_config(self.logs, "sft-like", steps=1)) / "adapters"
         kl = {}

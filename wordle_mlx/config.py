@@ -77,6 +77,9 @@ class TrainingConfig(_Section):
                                           "it); None = MLX's defaults")
     scale_rewards: bool = Field(True, description="divide group advantages by the group's reward std")
     dynamic_sampling: bool = Field(False, description="resample a zero-variance group once")
+    play_on_invalid: bool = Field(False, description="a group without a valid new guess does not end its game: "
+                                  "as in evaluation, the group's commonest answer costs the turn (a word is played, "
+                                  "anything else is listed as not a word in the next prompts)")
     start_states: str | None = Field(None, description="RL start states JSONL from data_synth; None = make them on the fly")
     start_turns_max: int = Field(4, ge=0, le=5, description="earlier turns of sensible play in on-the-fly start states")
     checkpoint_every: int = Field(10, ge=1)

@@ -7,7 +7,9 @@ One step:
    completions per game from prefilled-and-forked KV caches (wordle_mlx.rollout), score them
    (wordle_mlx.rewards, curriculum weights), compute group advantages (zero-variance groups are
    counted and logged, optionally resampled once), and advance each game with the group's best
-   valid guess that is not a repeat; a game with no such guess in its group ends as a loss;
+   valid guess that is not a repeat; a game with no such guess in its group ends as a loss, or with
+   `training.play_on_invalid` goes on as evaluation would: the group's commonest answer costs the turn
+   (a repeated word is played, an invalid answer is listed as not a word in the next prompts);
 3. one GRPO update over all groups of the step (wordle_mlx.grpo);
 4. one JSONL metrics line, a few samples, a checkpoint every `checkpoint_every` steps, an
    evaluation on a fixed eval subset every `eval_every` steps.
@@ -38,7 +40,7 @@ from wordle_mlx import checkpoint, evaluate, grpo, jsonl, lora, memory, models, 
 from wordle_mlx import words as wordlists
 from wordle_mlx.config import Config
 from wordle_mlx.distributed import World, init_world, reduce_metrics
-from wordle_mlx.game import MAX_GUESSES, GameState, Turn
+from wordle_mlx.game import MAX_GUESSES, GameState, InvalidGuess, Turn
 from wordle_mlx.policy import ModelPolicy
 from wordle_mlx.prompts import build_messages
 
@@ -164,6 +166,12 @@ def _best_valid(breakdowns: list[rewards.RewardBreakdown]) -> str | None:
     return max(valid, key=lambda b: b.total).parsed.guess if valid else None
 
 
+def _commonest_answer(breakdowns: list[rewards.RewardBreakdown]) -> str:
+    """The answer most of the group wrote (first on ties): what greedy decoding would most likely play."""
+    attempts = [b.parsed.attempt.strip().lower() for b in breakdowns]
+    return max(attempts, key=attempts.count) if attempts else ""
+
+
 def play_step(model, tokenizer, states: list[GameState], config: Config, curriculum: rewards.Curriculum,
               timings: dict, rollout_stats: rollout.RolloutStats,
               on_progress: Callable[[str, float], None] | None = None) -> dict:
@@ -172,18 +180,21 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
     s, rc = config.sampling, config.rewards
     games = list(states)
     ended_invalid = [False] * len(games)
+    rejected: list[list[str]] = [[] for _ in games]  # invalid answers that cost a turn (play_on_invalid)
+    out_of_turns = [False] * len(games)
     seqs: list[grpo.TrainSequence] = []
     records = []  # (game index, state, completion, breakdown, advantage)
     groups = zero_groups = resampled = turns_played = consistent_groups = 0
     max_guesses = max((g.max_guesses for g in games), default=6)
     while True:
-        active = [i for i, g in enumerate(games) if not g.finished and not ended_invalid[i]]
+        active = [i for i, g in enumerate(games) if not g.finished and not ended_invalid[i] and not out_of_turns[i]]
         if not active:
             break
         turn = min(len(games[i].turns) for i in active) + 1
         report = None if on_progress is None else (
             lambda f, phase=f"rollout turn {turn}/{max_guesses}": on_progress(phase, f))
-        prompt_ids = [rollout.chat_prompt(tokenizer, build_messages(games[i].turns, s.prompt_format)) for i in active]
+        prompt_ids = [rollout.chat_prompt(tokenizer, build_messages(games[i].turns, s.prompt_format, rejected=rejected[i]))
+                      for i in active]
         longest = max(len(p) for p in prompt_ids)
         if longest > s.max_prompt_tokens:
             raise TrainingError(f"sampling.max_prompt_tokens: a prompt has {longest} tokens, more than "
@@ -210,14 +221,22 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
             curriculum.update(scored)
             for c, b, a in zip(group, scored, advantages):
                 seqs.append(grpo.TrainSequence(prompt, c.tokens, float(a)))
-                records.append((i, state, c, b, float(a)))
+                records.append((i, state, c, b, float(a), list(rejected[i])))
             best = _best_valid(scored)
-            if best is None:
+            if best is not None:
+                games[i] = state.play(best)
+            elif not config.training.play_on_invalid:
                 ended_invalid[i] = True
             else:
-                games[i] = state.play(best)
+                answer = _commonest_answer(scored)
+                try:
+                    games[i] = state.play(answer)  # a repeated word: the turn is spent on it
+                except InvalidGuess:
+                    rejected[i].append(answer.upper())
+            out_of_turns[i] = len(games[i].turns) + len(rejected[i]) >= games[i].max_guesses  # some spent on invalid answers
             turns_played += 1
-    return {"games": games, "ended_invalid": ended_invalid, "seqs": seqs, "records": records, "groups": groups,
+    return {"games": games, "ended_invalid": ended_invalid, "rejected": rejected, "seqs": seqs, "records": records,
+            "groups": groups,
             "zero_groups": zero_groups, "resampled": resampled, "turns_played": turns_played,
             "consistent_groups": consistent_groups}
 
@@ -237,6 +256,7 @@ def _step_metrics(step: int, played: dict, states: list[GameState], upd: grpo.Up
         "cumulative_wins": run.cumulative_wins, "cumulative_games": run.cumulative_games,
         "mean_turns": float(np.mean([len(g.turns) - len(s.turns) for g, s in zip(games, states)])),
         "games_ended_no_valid_guess": int(sum(played["ended_invalid"])),
+        "rejected_answers": sum(len(r) for r in played.get("rejected", [])),
         "reward_mean": float(np.mean(totals)), "reward_std": float(np.std(totals)),
         **{f"reward_{k}": v for k, v in comps.items()},
         "valid_guess_rate": float(np.mean(valid)),
@@ -265,8 +285,9 @@ def _step_metrics(step: int, played: dict, states: list[GameState], upd: grpo.Up
 
 def _samples(step: int, played: dict, k: int) -> list[dict]:
     out = []
-    for i, state, c, b, a in played["records"][:k]:
+    for i, state, c, b, a, rejected in played["records"][:k]:
         out.append({"step": step, "game": i, "secret": state.secret, "turns": [[t.guess, t.feedback] for t in state.turns],
+                    **({"rejected": rejected} if rejected else {}),
                     "completion": c.text, "finish_reason": c.finish_reason, "reward": b.total,
                     "components": b.components, "advantage": a, "valid": b.valid, "reason": b.parsed.reason})
     return out
