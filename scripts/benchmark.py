@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--temperatures", default="0.7,1.0,1.3", help="groups: comma-separated sampling temperatures")
     parser.add_argument("--group-sizes", default="8", help="groups: comma-separated group sizes")
     parser.add_argument("--states", type=int, default=32, help="groups: game states")
+    parser.add_argument("--stuck-from", default=None, metavar="REPORT",
+                        help="groups: states from an evaluate --json report where its model repeated a rejected answer")
     args = parser.parse_args(argv)
     args.format_given = args.format is not None
     args.format = args.format or "compact"
@@ -251,13 +253,26 @@ def groups_benchmark(args, parser) -> int:
         print(f"error: --adapter {args.adapter}: no adapters.safetensors there (train one with scripts.train_sft)",
               file=sys.stderr)
         return 1
-    r = benchmark_group_signal(args.adapter, temps, sizes, args.states, args.format if args.format_given else None)
+    if args.stuck_from:
+        import json
+
+        try:
+            games = json.loads(Path(args.stuck_from).read_text())["games"]
+        except (OSError, ValueError, KeyError, TypeError):
+            games = None
+        if not isinstance(games, list):
+            print(f"error: --stuck-from {args.stuck_from}: expected a report with games (scripts.evaluate --json)",
+                  file=sys.stderr)
+            return 1
+    r = benchmark_group_signal(args.adapter, temps, sizes, args.states, args.format if args.format_given else None,
+                               stuck_from=args.stuck_from)
     print(f"group signal: {r['states']} states, adapter {r['adapter']}, {r['prompt_format']} prompt")
     for m in r["runs"]:
         print(f"N={m['generations']:2d} T={m['temperature']:.2f}: groups with a fitting sample {100 * m['groups_with_consistent']:5.1f}%, "
               f"zero-variance {100 * m['zero_variance_groups']:5.1f}%, valid {100 * m['valid_rate']:5.1f}%, "
               f"fitting {100 * m['consistent_rate']:5.1f}%, repeats {100 * m['repeat_rate']:5.1f}%, "
-              f"{m['distinct_guesses_per_group']:.1f} distinct words/group ({m['seconds']:.0f} s)")
+              f"{m['distinct_guesses_per_group']:.1f} distinct words/group, groups with a valid sample "
+              f"{100 * m['groups_with_valid']:5.1f}%, rejected again {100 * m['rejected_again_rate']:5.1f}% ({m['seconds']:.0f} s)")
     _write_json(args.json, r)
     return 0
 

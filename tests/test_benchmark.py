@@ -50,3 +50,16 @@ class TestBenchmarkAll(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestGroupsFromStuckStates(unittest.TestCase):
+    def test_a_report_without_games_is_one_error_line(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            bad = Path(tmp) / "r.json"
+            bad.write_text('{"wins": 3}')
+            for path in (bad, Path(tmp) / "missing.json"):
+                proc = subprocess.run([sys.executable, "-m", "scripts.benchmark", "groups", "--stuck-from", str(path)],
+                                      cwd=ROOT, capture_output=True, text=True, timeout=120)
+                self.assertEqual(proc.returncode, 1, proc.stderr)
+                self.assertEqual(proc.stderr.strip().splitlines(), [f"error: --stuck-from {path}: expected a report "
+                                                                    "with games (scripts.evaluate --json)"])

@@ -149,6 +149,14 @@ class TestIntervals(unittest.TestCase):
                  {"guesses": ["abose", "zzzzz"], "invalid": ["not_allowed", "not_allowed"]}]
         self.assertAlmostEqual(evaluate.rejected_again_rate({"games": games}), 1 / 4)
 
+    def test_stuck_states_are_the_moments_an_answer_already_rejected_comes_again(self):
+        game = {"secret": "abase", "guesses": ["raise", "ABOSE", "ABOSE", "abose"],
+                "feedback": ["XYXGG", None, None, None], "invalid": [None, "not_allowed", "not_allowed", "not_allowed"]}
+        states = evaluate.stuck_states({"games": [game]})
+        self.assertEqual(len(states), 2)  # the second and the third ABOSE
+        secret, turns, rejected = states[1]
+        self.assertEqual((secret, [(t.guess, t.feedback) for t in turns], rejected), ("abase", [("raise", "XYXGG")], ["ABOSE", "ABOSE"]))
+
     def test_rejected_again_is_none_without_an_invalid_answer(self):
         self.assertIsNone(evaluate.rejected_again_rate({"games": [{"guesses": ["crane"], "invalid": [None]}]}))
 

