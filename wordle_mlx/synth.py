@@ -37,6 +37,7 @@ secrets (`words.check_training_secrets`). No model imports; the solvers use the 
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -49,7 +50,6 @@ from wordle_mlx.prompts import build_messages, format_completion
 
 THINK_STYLES = ("scratchpad", "count", "none")
 MISTAKE_STYLES = ("random", "near")
-_LETTER_WEIGHTS: dict[str, int] = {}  # letter -> count in the answer list, filled on first use
 TARGET_POLICIES = ("entropy", "optimal", "frequent", "candidate-entropy")
 PREFIX_MIX = (("entropy", 0.5), ("consistent", 0.3), ("plain", 0.2))
 
@@ -146,8 +146,6 @@ class StateSampler:
     def mistakes(self, state: GameState, target: str | None = None, style: str = "random") -> list[str]:
         """0-2 invalid answers (uppercase) a model might have written before, if turns remain:
         `random` ones from unrelated words, or `near` misses of `target` (see the module docstring)."""
-        if style not in MISTAKE_STYLES:
-            raise ValueError(f"mistake style: expected one of {', '.join(MISTAKE_STYLES)}, got {style!r}")
         room = state.max_guesses - len(state.turns) - 1
         if room <= 0 or self.rng.random() >= self.rejected_rate:
             return []
@@ -172,21 +170,25 @@ class StateSampler:
     def _near_miss(self, state: GameState, target: str, taken: Sequence[str]) -> str | None:
         """`target` with one non-green letter changed to one not known gray, not a word (uppercase);
         the new letter is drawn as often as letters occur in the answer list."""
-        global _LETTER_WEIGHTS
-        if not _LETTER_WEIGHTS:
-            _LETTER_WEIGHTS = dict(sorted(Counter("".join(wordlists.answers())).items()))
         k = knowledge_from_history(state.turns)
         places = [i for i in range(len(target)) if i not in k.greens]
         for _ in range(20):
             if not places:
                 return None
             i = self.rng.choice(places)
-            letters = [c for c in _LETTER_WEIGHTS if c != target[i] and c not in k.absent]
-            letter = self.rng.choices(letters, [_LETTER_WEIGHTS[c] for c in letters])[0]  # E more often than Q
+            weights = _letter_weights()
+            letters = [c for c in weights if c != target[i] and c not in k.absent]
+            letter = self.rng.choices(letters, [weights[c] for c in letters])[0]  # E more often than Q
             bad = (target[:i] + letter + target[i + 1:]).upper()
             if not wordlists.is_allowed(bad.lower()) and bad not in taken:
                 return bad
         return None
+
+
+@functools.cache
+def _letter_weights() -> dict[str, int]:
+    """Letter -> how often it occurs in the answer list (alphabetical)."""
+    return dict(sorted(Counter("".join(wordlists.answers())).items()))
 
 
 def _turns_json(state: GameState) -> list[list[str]]:

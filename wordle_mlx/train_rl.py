@@ -183,7 +183,7 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
     rejected: list[list[str]] = [[] for _ in games]  # invalid answers that cost a turn (play_on_invalid)
     out_of_turns = [False] * len(games)
     seqs: list[grpo.TrainSequence] = []
-    records = []  # (game index, state, completion, breakdown, advantage)
+    records = []  # (game index, state, completion, breakdown, advantage, rejected answers so far)
     groups = zero_groups = resampled = turns_played = consistent_groups = 0
     max_guesses = max((g.max_guesses for g in games), default=6)
     while True:
@@ -256,7 +256,7 @@ def _step_metrics(step: int, played: dict, states: list[GameState], upd: grpo.Up
         "cumulative_wins": run.cumulative_wins, "cumulative_games": run.cumulative_games,
         "mean_turns": float(np.mean([len(g.turns) - len(s.turns) for g, s in zip(games, states)])),
         "games_ended_no_valid_guess": int(sum(played["ended_invalid"])),
-        "rejected_answers": sum(len(r) for r in played.get("rejected", [])),
+        "rejected_answers": sum(len(r) for r in played["rejected"]),
         "reward_mean": float(np.mean(totals)), "reward_std": float(np.std(totals)),
         **{f"reward_{k}": v for k, v in comps.items()},
         "valid_guess_rate": float(np.mean(valid)),
