@@ -145,6 +145,20 @@ class TestBatchedSampling(unittest.TestCase):
             for c in group:
                 self.assertEqual(c.tokens, single.tokens)
 
+    def test_each_prompt_samples_at_its_own_temperature_in_one_batch(self):
+        model, tokenizer = models.load_model(models.TINY_MODEL)
+        prompts = [[1, 120, 118, 104, 117, 13, 60, 60], [1, 120, 118, 104, 117, 13, 61, 61, 61]]
+        greedy = rollout.sample_groups(model, tokenizer, prompts[:1], n=1, temperature=0.0, max_tokens=8)[0][0]
+        mx.random.seed(5)
+        cold, hot = rollout.sample_groups(model, tokenizer, prompts, n=6, temperature=[0.0, 2.0], max_tokens=8)
+        self.assertEqual({tuple(c.tokens) for c in cold}, {tuple(greedy.tokens)})
+        self.assertGreater(len({tuple(c.tokens) for c in hot}), 3)
+
+    def test_one_temperature_per_prompt(self):
+        model, tokenizer = models.load_model(models.TINY_MODEL)
+        with self.assertRaisesRegex(ValueError, "2 temperatures for 1 prompts"):
+            rollout.sample_groups(model, tokenizer, [PROMPT], n=2, temperature=[1.0, 0.5], max_tokens=4)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -9,7 +9,7 @@ from unittest import mock
 import mlx.core as mx
 import numpy as np
 
-from wordle_mlx import rewards, runs, train_rl
+from wordle_mlx import rewards, rollout, runs, train_rl
 from wordle_mlx.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +100,7 @@ class TestTrainLoop(unittest.TestCase):
         self.assertGreater(m["groups"], m["games"])  # games went on after an invalid group
         self.assertEqual(m["rejected_answers"], m["groups"])  # every group's answer was rejected, one turn each
         self.assertEqual(m["games_ended_no_valid_guess"], 0)
+        self.assertEqual(m["groups_after_invalid_temperature"], 0)  # not set: one temperature
         samples = lines(run_dir / "samples.jsonl")
         later = [s for s in samples if s.get("rejected")]
         self.assertTrue(later)
@@ -108,6 +109,25 @@ class TestTrainLoop(unittest.TestCase):
         games = {s["game"] for s in samples}
         for g in games:  # each game used all its turns: the last group saw 5 spent
             self.assertEqual(max(len(s["turns"]) + len(s.get("rejected", [])) for s in samples if s["game"] == g), 5)
+
+    def test_turns_after_a_rejected_answer_sample_at_temperature_after_invalid(self):
+        config = load_config(ROOT / "config" / "tiny_test.json", [
+            f"logging.logs_dir={self.logs}", "logging.run_name=hot", "training.steps=1",
+            "training.play_on_invalid=true", "sampling.temperature=0.7", "sampling.temperature_after_invalid=1.5"])
+        seen = []  # the temperature of each group
+        real_sample = rollout.sample_groups
+
+        def spy(model, tokenizer, prompts, n, temperature, *args, **kwargs):
+            seen.extend([temperature] * len(prompts) if isinstance(temperature, float) else temperature)
+            return real_sample(model, tokenizer, prompts, n, temperature, *args, **kwargs)
+
+        with mock.patch.object(rewards, "score_group", side_effect=REAL_SCORE_GROUP), \
+                mock.patch.object(rollout, "sample_groups", side_effect=spy):
+            m = lines(train_rl.train(config) / "metrics.jsonl")[0]
+        self.assertEqual(len(seen), m["groups"])
+        self.assertEqual(m["groups_after_invalid_temperature"], m["groups"] - m["games"])  # all but each first turn
+        self.assertEqual(sum(t == 0.7 for t in seen), m["games"])  # each game's first group
+        self.assertEqual(sum(t == 1.5 for t in seen), m["groups"] - m["games"])  # every later one
 
     def test_kl_anchors_to_the_starting_adapters_by_default(self):
         start = train_rl.train(tiny_config(self.logs, "sft-like", steps=1)) / "adapters"

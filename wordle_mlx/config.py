@@ -46,6 +46,9 @@ class LoraConfig(_Section):
 class SamplingConfig(_Section):
     num_generations: int = Field(8, ge=2, description="completions per game turn (the GRPO group)")
     temperature: float = Field(1.0, gt=0.0)
+    temperature_after_invalid: float | None = Field(
+        None, gt=0.0, description="GRPO: sampling temperature once an invalid answer cost the game a turn "
+        "(training.play_on_invalid), where a greedy-like group repeats it; None = temperature")
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_new_tokens: int = Field(96, ge=1)
     max_prompt_tokens: int = Field(256, ge=16)

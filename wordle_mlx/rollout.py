@@ -83,13 +83,14 @@ def stop_tokens(tokenizer) -> list[list[int]]:
     return [[t] for t in sorted(tokenizer.eos_token_ids)]
 
 
-def sample_groups(model, tokenizer, prompts: Sequence[Sequence[int]], n: int, temperature: float,
+def sample_groups(model, tokenizer, prompts: Sequence[Sequence[int]], n: int, temperature: float | Sequence[float],
                   max_tokens: int, top_p: float = 1.0, stats: RolloutStats | None = None,
                   logits_processors: list | None = None,
                   on_progress: Callable[[float], None] | None = None) -> list[list[Completion]]:
     """N completions for each prompt, all rows decoded in one batch. Returns [prompt][sample].
 
-    `temperature` 0 means greedy. `logits_processors` (mlx-lm's `(tokens, logits) -> logits`) apply
+    `temperature` 0 means greedy; a sequence gives each prompt its own (one sampler per distinct
+    value, still one batch). `logits_processors` (mlx-lm's `(tokens, logits) -> logits`) apply
     to every row; the recorded log-probs are then those of the processed logits. `on_progress(f)`
     is told the fraction done (0..1: prefills are the first 30%, decode steps out of `max_tokens`
     the rest) after every prefill and decode step, so a progress bar can move within one batch.
@@ -98,9 +99,12 @@ def sample_groups(model, tokenizer, prompts: Sequence[Sequence[int]], n: int, te
     if not prompts:
         return []
     rows = len(prompts) * n
-    sampler = make_sampler(temp=temperature, top_p=top_p if 0 < top_p < 1 else 0.0)
-    generator = BatchGenerator(model, max_tokens=max_tokens, stop_tokens=stop_tokens(tokenizer), sampler=sampler,
-                               completion_batch_size=rows, prefill_batch_size=rows)
+    temps = [float(temperature)] * len(prompts) if isinstance(temperature, (int, float)) else list(temperature)
+    if len(temps) != len(prompts):
+        raise ValueError(f"sample_groups: {len(temps)} temperatures for {len(prompts)} prompts")
+    samplers = {t: make_sampler(temp=t, top_p=top_p if 0 < top_p < 1 else 0.0) for t in dict.fromkeys(temps)}
+    generator = BatchGenerator(model, max_tokens=max_tokens, stop_tokens=stop_tokens(tokenizer),
+                               sampler=samplers[temps[0]], completion_batch_size=rows, prefill_batch_size=rows)
     owner: dict[int, tuple[int, int]] = {}
     try:
         start = time.perf_counter()
@@ -108,6 +112,7 @@ def sample_groups(model, tokenizer, prompts: Sequence[Sequence[int]], n: int, te
             cache = prefill(model, prompt)
             uids = generator.insert([[prompt[-1]]] * n, caches=[fork(cache) for _ in range(n)],
                                     all_tokens=[list(prompt[:-1]) for _ in range(n)],
+                                    samplers=None if len(samplers) == 1 else [samplers[temps[g]]] * n,
                                     logits_processors=[list(logits_processors)] * n if logits_processors else None)
             owner.update({uid: (g, i) for i, uid in enumerate(uids)})
             stats.prompt_tokens += len(prompt)

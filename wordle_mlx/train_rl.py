@@ -9,7 +9,10 @@ One step:
    counted and logged, optionally resampled once), and advance each game with the group's best
    valid guess that is not a repeat; a game with no such guess in its group ends as a loss, or with
    `training.play_on_invalid` goes on as evaluation would: the group's commonest answer costs the turn
-   (a repeated word is played, an invalid answer is listed as not a word in the next prompts);
+   (a repeated word is played, an invalid answer is listed as not a word in the next prompts), and
+   `sampling.temperature_after_invalid` samples those prompts hotter, since a group at the usual
+   temperature mostly repeats the rejected answer (no signal); the update still scores every
+   completion at `sampling.temperature`, so hot samples are exploration, not on-policy;
 3. one GRPO update over all groups of the step (wordle_mlx.grpo);
 4. one JSONL metrics line, a few samples, a checkpoint every `checkpoint_every` steps, an
    evaluation on a fixed eval subset every `eval_every` steps.
@@ -172,6 +175,11 @@ def _commonest_answer(breakdowns: list[rewards.RewardBreakdown]) -> str:
     return max(attempts, key=attempts.count) if attempts else ""
 
 
+def _temperature(s, rejected: list[str]) -> float:
+    """The turn's sampling temperature: `temperature_after_invalid` once an invalid answer cost a turn."""
+    return s.temperature_after_invalid if rejected and s.temperature_after_invalid is not None else s.temperature
+
+
 def play_step(model, tokenizer, states: list[GameState], config: Config, curriculum: rewards.Curriculum,
               timings: dict, rollout_stats: rollout.RolloutStats,
               on_progress: Callable[[str, float], None] | None = None) -> dict:
@@ -184,7 +192,7 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
     out_of_turns = [False] * len(games)
     seqs: list[grpo.TrainSequence] = []
     records = []  # (game index, state, completion, breakdown, advantage, rejected answers so far)
-    groups = zero_groups = resampled = turns_played = consistent_groups = 0
+    groups = zero_groups = resampled = turns_played = consistent_groups = hot_groups = 0
     max_guesses = max((g.max_guesses for g in games), default=6)
     while True:
         active = [i for i, g in enumerate(games) if not g.finished and not ended_invalid[i] and not out_of_turns[i]]
@@ -199,9 +207,11 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
         if longest > s.max_prompt_tokens:
             raise TrainingError(f"sampling.max_prompt_tokens: a prompt has {longest} tokens, more than "
                                 f"{s.max_prompt_tokens}; raise it or use a shorter sampling.prompt_format")
-        samples = rollout.sample_groups(model, tokenizer, prompt_ids, s.num_generations, s.temperature,
+        temps = [_temperature(s, rejected[i]) for i in active]
+        hot_groups += sum(t != s.temperature for t in temps)
+        samples = rollout.sample_groups(model, tokenizer, prompt_ids, s.num_generations, temps,
                                         s.max_new_tokens, s.top_p, rollout_stats, on_progress=report)
-        for i, prompt, group in zip(active, prompt_ids, samples):
+        for i, prompt, group, temp in zip(active, prompt_ids, samples, temps):
             start = time.perf_counter()
             state = games[i]
             scored = rewards.score_group([c.text for c in group], state, curriculum.weights, rc, s.think)
@@ -209,7 +219,7 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
             timings["reward_s"] += time.perf_counter() - start
             if zero and config.training.dynamic_sampling:
                 resampled += 1
-                group = rollout.sample_groups(model, tokenizer, [prompt], s.num_generations, s.temperature,
+                group = rollout.sample_groups(model, tokenizer, [prompt], s.num_generations, temp,
                                               s.max_new_tokens, s.top_p, rollout_stats)[0]
                 start = time.perf_counter()
                 scored = rewards.score_group([c.text for c in group], state, curriculum.weights, rc, s.think)
@@ -238,7 +248,7 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
     return {"games": games, "ended_invalid": ended_invalid, "rejected": rejected, "seqs": seqs, "records": records,
             "groups": groups,
             "zero_groups": zero_groups, "resampled": resampled, "turns_played": turns_played,
-            "consistent_groups": consistent_groups}
+            "consistent_groups": consistent_groups, "hot_groups": hot_groups}
 
 
 def _step_metrics(step: int, played: dict, states: list[GameState], upd: grpo.UpdateStats, run: RunState,
@@ -268,7 +278,7 @@ def _step_metrics(step: int, played: dict, states: list[GameState], upd: grpo.Up
         "curriculum": "strategy" if curriculum.switched else "format",
         "groups": played["groups"], "zero_variance_groups": played["zero_groups"],
         "skipped_group_fraction": played["zero_groups"] / max(played["groups"], 1),
-        "resampled_groups": played["resampled"],
+        "resampled_groups": played["resampled"], "groups_after_invalid_temperature": played["hot_groups"],
         "loss": upd.loss, "kl": upd.kl, "clip_fraction": upd.clip_fraction, "grad_norm": upd.grad_norm,
         "lr": float(lr.item() if hasattr(lr, "item") else lr),
         "trained_sequences": upd.sequences, "trained_tokens": upd.tokens, "update_chunks": upd.chunks,
