@@ -35,6 +35,7 @@ class FakeServer:
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                done = False
                 with state.lock:
                     state.requests += 1
                     n = state.requests
@@ -45,6 +46,9 @@ class FakeServer:
                     status, payload, headers, delay = state.respond(body, n)
                     time.sleep(delay)
                     data = json.dumps(payload).encode()
+                    with state.lock:  # done before the client can read it and send its next request
+                        state.in_flight -= 1
+                    done = True
                     self.send_response(status)
                     for k, v in headers.items():
                         self.send_header(k, v)
@@ -55,8 +59,9 @@ class FakeServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
                 finally:
-                    with state.lock:
-                        state.in_flight -= 1
+                    if not done:
+                        with state.lock:
+                            state.in_flight -= 1
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
