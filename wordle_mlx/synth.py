@@ -172,11 +172,11 @@ class StateSampler:
         the new letter is drawn as often as letters occur in the answer list."""
         k = knowledge_from_history(state.turns)
         places = [i for i in range(len(target)) if i not in k.greens]
+        weights = _letter_weights()
         for _ in range(20):
             if not places:
                 return None
             i = self.rng.choice(places)
-            weights = _letter_weights()
             letters = [c for c in weights if c != target[i] and c not in k.absent]
             letter = self.rng.choices(letters, [weights[c] for c in letters])[0]  # E more often than Q
             bad = (target[:i] + letter + target[i + 1:]).upper()
