@@ -257,6 +257,66 @@ class TestRewardOrdering(unittest.TestCase):
         self.assertGreater(broken, 0)  # so the property test above can fail
 
 
+def near_misses(state: GameState, rng: random.Random, n: int) -> list[str]:
+    """Non-words one letter from a candidate, as a stuck letters model writes them (upper case)."""
+    allowed, out = set(words.allowed()), []
+    for w in rng.sample(rewards.information_bits(state.turns, []).candidates, 1) * 50:
+        i = rng.randrange(5)
+        miss = w[:i] + rng.choice("abcdefghijklmnopqrstuvwxyz") + w[i + 1:]
+        if miss not in allowed and miss.upper() not in out:
+            out.append(miss.upper())
+        if len(out) == n:
+            break
+    return out
+
+
+class TestRejectedAgain(unittest.TestCase):
+    """Property: with `rejected_again_lowest`, writing an answer already rejected in the game scores
+    strictly below every other completion (valid, repeated, made up, no tags), in every state, for
+    every weight setting, with or without the other options; without it, like any made-up word."""
+
+    def test_a_rejected_answer_written_again_is_the_lowest_completion(self):
+        rng = random.Random(19)
+        allowed = words.allowed()
+        checked = 0
+        for state in engine_states(30, seed=8):
+            candidates = rewards.information_bits(state.turns, []).candidates
+            rejected = near_misses(state, rng, 2)
+            again = [c for r in rejected for c in (f"<guess>{r}</guess>", f"<guess> {' '.join(r)}</guess>",
+                                                    f"<think>a</think><guess>{r.lower()}</guess>")]
+            completions = fuzzed_completions(state, rng, allowed, candidates) + again
+            for w in weight_sets():
+                for options in ({}, {"inconsistent_as_invalid": True}, {"repeat_as_invalid": True, "ordering": False}):
+                    config = RewardsConfig(rejected_again_lowest=True, early_win_bonus=rng.choice([0.0, 0.1, 0.5]),
+                                           **options)
+                    scored = rewards.score_group(completions, state, w, config, rejected=rejected)
+                    lowest = [b.total for b in scored if b.rejected_again]
+                    others = [b.total for b in scored if not b.rejected_again]
+                    where = (state.secret, [t.guess for t in state.turns], rejected, w, options)
+                    self.assertEqual(len(lowest), len(again), where)  # spelled, lower case: the same answer
+                    self.assertLess(max(lowest), min(others), where)
+                    checked += 1
+        self.assertGreater(checked, 200)
+
+    def test_without_the_option_a_rejected_answer_scores_like_a_new_made_up_word(self):
+        state = GameState("hello").play("crane")
+        group = ["<guess>HELLP</guess>", "<guess>ZZZZZ</guess>"]
+        plain = rewards.score_group(group, state, config=RewardsConfig(), rejected=["HELLP"])
+        self.assertTrue(plain[0].rejected_again)
+        self.assertFalse(plain[1].rejected_again)
+        self.assertEqual(plain[0].total, plain[1].total)  # a flat group: what the option changes
+        lowest = rewards.score_group(group, state, config=RewardsConfig(rejected_again_lowest=True), rejected=["HELLP"])
+        self.assertLess(lowest[0].total, lowest[1].total)
+
+    def test_an_empty_answer_is_never_rejected_again(self):
+        state = GameState("hello").play("crane")
+        b = rewards.score("no tags at all", state, config=RewardsConfig(rejected_again_lowest=True))
+        self.assertFalse(b.rejected_again)
+        b = rewards.score_group(["no tags at all"], state, config=RewardsConfig(rejected_again_lowest=True),
+                                rejected=[""])[0]
+        self.assertFalse(b.rejected_again)
+
+
 class TestCurriculum(unittest.TestCase):
     def test_switches_once_compliance_passes_threshold(self):
         config = RewardsConfig(window=10, switch_threshold=0.9)

@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 REAL_SCORE_GROUP = rewards.score_group
 
 
-def varied_score_group(completions, state, weights=None, config=None, think=True):
+def varied_score_group(completions, state, weights=None, config=None, think=True, rejected=()):
     """Real scoring plus a small text-dependent term, so a random tiny model's groups have variance."""
-    scored = REAL_SCORE_GROUP(completions, state, weights, config, think)
+    scored = REAL_SCORE_GROUP(completions, state, weights, config, think, rejected)
     for text, b in zip(completions, scored):
         b.total += 0.01 * (sum(map(ord, text)) % 97)
     return scored
@@ -128,6 +128,40 @@ class TestTrainLoop(unittest.TestCase):
         self.assertEqual(m["groups_after_invalid_temperature"], m["groups"] - m["games"])  # all but each first turn
         self.assertEqual(sum(t == 0.7 for t in seen), m["games"])  # each game's first group
         self.assertEqual(sum(t == 1.5 for t in seen), m["groups"] - m["games"])  # every later one
+
+    def test_each_group_is_scored_with_its_games_rejected_answers(self):
+        config = load_config(ROOT / "config" / "tiny_test.json", [
+            f"logging.logs_dir={self.logs}", "logging.run_name=again", "training.steps=1",
+            "training.play_on_invalid=true", "rewards.rejected_again_lowest=true", "logging.samples_per_step=1000"])
+        calls = []  # (rejected answers passed, scored group) per group
+
+        def spy(completions, state, weights=None, config=None, think=True, rejected=()):
+            passed = list(rejected)
+            if rejected:  # two samples of every later group write a rejected answer again
+                completions = ["<guess>NOTAW</guess>"] * 2 + list(completions[2:])
+                rejected = passed + ["notaw"]
+            scored = REAL_SCORE_GROUP(completions, state, weights, config, think, rejected)
+            calls.append((passed, scored))
+            return scored
+
+        with mock.patch.object(rewards, "score_group", side_effect=spy):
+            run_dir = train_rl.train(config)
+        m = lines(run_dir / "metrics.jsonl")[0]
+        n = config.sampling.num_generations
+        later = [(r, scored) for r, scored in calls if r]
+        self.assertEqual(len(calls), m["groups"])
+        self.assertEqual(len(later), m["groups"] - m["games"])  # each game's first group: nothing rejected yet
+        self.assertTrue(later)
+        for r, scored in later:
+            self.assertEqual([b.rejected_again for b in scored[:2]], [True, True])
+            self.assertLess(scored[0].total, min(b.total for b in scored[2:]))  # the option is on
+        samples = lines(run_dir / "samples.jsonl")
+        self.assertEqual(sorted(tuple(s.get("rejected", [])) for s in samples), sorted(tuple(r) for r, _ in calls for _ in range(n)))
+        self.assertEqual(m["samples_after_invalid"], len(later) * n)
+        self.assertEqual(m["samples_rejected_again"], sum(b.rejected_again for _, g in later for b in g))
+        self.assertGreaterEqual(m["samples_rejected_again"], 2 * len(later))
+        self.assertEqual(m["samples_rejected_again"], sum(s.get("rejected_again", False) for s in samples))
+        self.assertEqual(m["rejected_again_rate"], m["samples_rejected_again"] / m["samples_after_invalid"])
 
     def test_kl_anchors_to_the_starting_adapters_by_default(self):
         start = train_rl.train(tiny_config(self.logs, "sft-like", steps=1)) / "adapters"

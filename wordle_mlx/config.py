@@ -127,6 +127,9 @@ class RewardsConfig(_Section):
     inconsistent_as_invalid: bool = Field(False, description="a valid word that does not fit the feedback (repeats "
                                           "included) scores exactly like a word that is not allowed: only guesses "
                                           "that could still win earn anything over a wasted turn")
+    rejected_again_lowest: bool = Field(False, description="with training.play_on_invalid: an answer already "
+                                        "rejected in this game (listed under `not words`) scores below every other "
+                                        "completion, so writing it again is the worst thing a sample can do")
 
 
 class LoggingConfig(_Section):

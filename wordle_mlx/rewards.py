@@ -43,6 +43,13 @@ anything over a wasted turn; a group in which no sample fits is flat (no gradien
 pushing toward "any real word", the easy direction that measured GRPO runs here took (validity up,
 consistency down under greedy decoding). Before any feedback every allowed word fits.
 
+`rejected_again_lowest` (off by default; for GRPO with `training.play_on_invalid`, where an invalid
+answer that cost a turn is listed under `not words` in the next prompts): a completion that writes
+one of those listed answers again scores L - 1.25, strictly below every other completion, no tags
+included (L - 1). A model stuck on a near miss writes it in most samples of a group; with every
+invalid answer scoring alike such a group is flat, with this floor the samples that leave the
+listed word rank above the ones that copy it, whatever else they write.
+
 Curriculum: format-heavy weights until the rolling format compliance of the last `window`
 completions reaches `switch_threshold` (default 90%), strategy-heavy weights from then on.
 
@@ -54,7 +61,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from math import log2
-from typing import Sequence
+from typing import Collection, Sequence
 
 from wordle_mlx.config import RewardsConfig, RewardWeights
 from wordle_mlx.game import GameState, Knowledge, Turn, is_consistent
@@ -152,6 +159,8 @@ class RewardBreakdown:
     total: float
     components: dict[str, float]
     parsed: Parsed
+    rejected_again: bool = False
+    """The answer repeats one already rejected in this game (listed under `not words`)."""
 
     @property
     def valid(self) -> bool:
@@ -190,15 +199,24 @@ def information_bits(turns: Sequence[Turn], guesses: Sequence[str]) -> Candidate
     return info
 
 
+def is_rejected_again(parsed: Parsed, rejected: Collection[str]) -> bool:
+    """The completion's answer is one of the game's rejected answers (case-insensitive; never an empty one)."""
+    attempt = parsed.attempt.strip().upper()
+    return parsed.guess is None and bool(attempt) and attempt in {r.strip().upper() for r in rejected}
+
+
 def score_parsed(parsed: Parsed, state: GameState, weights: RewardWeights, config: RewardsConfig,
-                 info: CandidateInfo) -> RewardBreakdown:
-    """Weighted total and components for an already parsed completion."""
+                 info: CandidateInfo, rejected: Collection[str] = ()) -> RewardBreakdown:
+    """Weighted total and components for an already parsed completion; `rejected`: the game's answers
+    already rejected as invalid (play_on_invalid)."""
     fmt = format_reward(parsed, config.strict_format)
     if parsed.guess is None:
         floor = valid_lower_bound(weights, config.early_win_bonus, state.max_guesses)
         components = {k: 0.0 for k in COMPONENTS}
         components["format"] = fmt
-        return RewardBreakdown(floor - 1.0 + 0.5 * fmt, components, parsed)
+        again = is_rejected_again(parsed, rejected)
+        total = floor - 1.25 if (again and config.rejected_again_lowest) else floor - 1.0 + 0.5 * fmt
+        return RewardBreakdown(total, components, parsed, again)
     g, turns = parsed.guess, state.turns
     components = {
         "format": fmt,
@@ -221,14 +239,16 @@ def score_parsed(parsed: Parsed, state: GameState, weights: RewardWeights, confi
 
 
 def score_group(completions: Sequence[str], state: GameState, weights: RewardWeights | None = None,
-                config: RewardsConfig | None = None, think: bool = True) -> list[RewardBreakdown]:
+                config: RewardsConfig | None = None, think: bool = True,
+                rejected: Collection[str] = ()) -> list[RewardBreakdown]:
     """Score all completions sampled for one state (one MLX entropy call for the group);
-    `think=False` when the answer layout has no think block."""
+    `think=False` when the answer layout has no think block; `rejected`: the game's answers already
+    rejected as invalid (listed under `not words` in the prompt)."""
     config = config or RewardsConfig()
     weights = weights or config.weights
     parsed = [parse_completion(c, strict=config.strict_format, think=think) for c in completions]
     info = information_bits(state.turns, [p.guess for p in parsed if p.guess])
-    return [score_parsed(p, state, weights, config, info) for p in parsed]
+    return [score_parsed(p, state, weights, config, info, rejected) for p in parsed]
 
 
 def score(completion: str, state: GameState, weights: RewardWeights | None = None,

@@ -214,7 +214,8 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
         for i, prompt, group, temp in zip(active, prompt_ids, samples, temps):
             start = time.perf_counter()
             state = games[i]
-            scored = rewards.score_group([c.text for c in group], state, curriculum.weights, rc, s.think)
+            scored = rewards.score_group([c.text for c in group], state, curriculum.weights, rc, s.think,
+                                         rejected[i])
             advantages, zero = grpo.group_advantages([b.total for b in scored], config.training.scale_rewards)
             timings["reward_s"] += time.perf_counter() - start
             if zero and config.training.dynamic_sampling:
@@ -222,7 +223,8 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
                 group = rollout.sample_groups(model, tokenizer, [prompt], s.num_generations, temp,
                                               s.max_new_tokens, s.top_p, rollout_stats)[0]
                 start = time.perf_counter()
-                scored = rewards.score_group([c.text for c in group], state, curriculum.weights, rc, s.think)
+                scored = rewards.score_group([c.text for c in group], state, curriculum.weights, rc, s.think,
+                                             rejected[i])
                 advantages, zero = grpo.group_advantages([b.total for b in scored], config.training.scale_rewards)
                 timings["reward_s"] += time.perf_counter() - start
             groups += 1
@@ -267,6 +269,8 @@ def _step_metrics(step: int, played: dict, states: list[GameState], upd: grpo.Up
         "mean_turns": float(np.mean([len(g.turns) - len(s.turns) for g, s in zip(games, states)])),
         "games_ended_no_valid_guess": int(sum(played["ended_invalid"])),
         "rejected_answers": sum(len(r) for r in played["rejected"]),
+        "samples_after_invalid": sum(bool(r[5]) for r in played["records"]),
+        "samples_rejected_again": sum(r[3].rejected_again for r in played["records"]),
         "reward_mean": float(np.mean(totals)), "reward_std": float(np.std(totals)),
         **{f"reward_{k}": v for k, v in comps.items()},
         "valid_guess_rate": float(np.mean(valid)),
@@ -274,6 +278,8 @@ def _step_metrics(step: int, played: dict, states: list[GameState], upd: grpo.Up
         "repeat_rate": float(np.mean([r[3].repeated for r in played["records"]])),
         "groups_with_consistent": played["consistent_groups"],
         "consistent_group_fraction": played["consistent_groups"] / max(played["groups"], 1),
+        "rejected_again_rate": sum(r[3].rejected_again for r in played["records"])
+        / max(sum(bool(r[5]) for r in played["records"]), 1),
         "format_compliance": curriculum.compliance,
         "curriculum": "strategy" if curriculum.switched else "format",
         "groups": played["groups"], "zero_variance_groups": played["zero_groups"],
@@ -297,7 +303,7 @@ def _samples(step: int, played: dict, k: int) -> list[dict]:
     out = []
     for i, state, c, b, a, rejected in played["records"][:k]:
         out.append({"step": step, "game": i, "secret": state.secret, "turns": [[t.guess, t.feedback] for t in state.turns],
-                    **({"rejected": rejected} if rejected else {}),
+                    **({"rejected": rejected, "rejected_again": b.rejected_again} if rejected else {}),
                     "completion": c.text, "finish_reason": c.finish_reason, "reward": b.total,
                     "components": b.components, "advantage": a, "valid": b.valid, "reason": b.parsed.reason})
     return out
@@ -430,7 +436,9 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
                                         used)
                 metrics = reduce_metrics(metrics, world, ratios={"win_rate": ("wins", "games"),
                                                                  "skipped_group_fraction": ("zero_variance_groups", "groups"),
-                                                                 "consistent_group_fraction": ("groups_with_consistent", "groups")})
+                                                                 "consistent_group_fraction": ("groups_with_consistent", "groups"),
+                                                                 "rejected_again_rate": ("samples_rejected_again",
+                                                                                         "samples_after_invalid")})
                 run.cumulative_wins += metrics["wins"]
                 run.cumulative_games += metrics["games"]
                 metrics["cumulative_wins"], metrics["cumulative_games"] = run.cumulative_wins, run.cumulative_games
