@@ -65,12 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("what", choices=["all", "patterns", "matmul", "rewards", "rollout", "distributed", "update", "sft",
                                              "groups"])
     parser.add_argument("--config", default=None,
-                        help="config for the train step (rollout: config/quickstart.json; distributed: config/grpo_from_base.json)")
+                        help="config for the train step (rollout: config/quickstart.json; distributed: config/grpo_from_base.json); "
+                        "groups: a GRPO config whose `rewards` section scores the groups (default: the default rewards)")
     parser.add_argument("--steps", type=int, default=2, help="distributed: GRPO steps per setting")
     parser.add_argument("--games", type=int, default=None,
                         help="distributed: games per process per step with 2 processes (2); update: game states (4)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="rollout, distributed: config override")
+                        help="rollout, distributed, groups: config override")
     parser.add_argument("--repeats", type=int, default=None, help="best of N runs (default 2 patterns, 3 matmul)")
     parser.add_argument("--generations", type=int, default=8, help="update: completions per game")
     parser.add_argument("--max-tokens", type=int, default=64, help="update: longest sampled completion")
@@ -264,8 +265,17 @@ def groups_benchmark(args, parser) -> int:
             print(f"error: --stuck-from {args.stuck_from}: expected a report with games (scripts.evaluate --json)",
                   file=sys.stderr)
             return 1
+    rewards_config = None
+    if args.config or args.set:
+        from wordle_mlx.config import ConfigError, load_config
+
+        try:
+            rewards_config = load_config(args.config, args.set).rewards
+        except ConfigError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
     r = benchmark_group_signal(args.adapter, temps, sizes, args.states, args.format if args.format_given else None,
-                               stuck_from=args.stuck_from)
+                               stuck_from=args.stuck_from, rewards_config=rewards_config)
     print(f"group signal: {r['states']} states, adapter {r['adapter']}, {r['prompt_format']} prompt")
     for m in r["runs"]:
         print(f"N={m['generations']:2d} T={m['temperature']:.2f}: groups with a fitting sample {100 * m['groups_with_consistent']:5.1f}%, "

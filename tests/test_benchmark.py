@@ -63,3 +63,11 @@ class TestGroupsFromStuckStates(unittest.TestCase):
                 self.assertEqual(proc.returncode, 1, proc.stderr)
                 self.assertEqual(proc.stderr.strip().splitlines(), [f"error: --stuck-from {path}: expected a report "
                                                                     "with games (scripts.evaluate --json)"])
+
+    def test_a_bad_rewards_override_is_one_error_line(self):
+        proc = subprocess.run([sys.executable, "-m", "scripts.benchmark", "groups", "--set", "rewards.rejected_again_lowest=maybe"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, proc.stderr)
+        self.assertIn("rewards.rejected_again_lowest", lines[0])

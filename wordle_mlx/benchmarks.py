@@ -408,13 +408,16 @@ def benchmark_sft(examples: int = 64, batch_size: int = 16, prompt_format: str =
 
 def benchmark_group_signal(adapter: str | None, temperatures: tuple[float, ...] = (0.7, 1.0, 1.3),
                            generations: tuple[int, ...] = (8,), states: int = 32, prompt_format: str | None = None,
-                           max_tokens: int = 16, seed: int = 0, stuck_from: str | None = None) -> dict:
+                           max_tokens: int = 16, seed: int = 0, stuck_from: str | None = None,
+                           rewards_config=None) -> dict:
     """How often a GRPO group can teach consistency: for each temperature and group size, the share
     of groups (train-split states with 0-4 earlier turns, as training makes them) that contain at
     least one valid sample fitting all feedback, the share of zero-variance groups (rewards with
     the ordering), and the valid / fitting / repeated sample rates. `stuck_from`: an evaluation
     report instead; the states are those where its model wrote an answer already rejected
-    (`evaluate.stuck_states`, the first `states` of them), prompts listing the rejected answers."""
+    (`evaluate.stuck_states`, the first `states` of them), prompts listing the rejected answers.
+    `rewards_config` (a RewardsConfig; default the default one) scores the groups, with each state's
+    rejected answers, so zero-variance groups are counted under the reward a run would use."""
     from wordle_mlx import grpo, lora, models, prompts, rewards, rollout, synth
     from wordle_mlx.policy import run_answer_settings
 
@@ -443,14 +446,17 @@ def benchmark_group_signal(adapter: str | None, temperatures: tuple[float, ...] 
     prompt_ids = [rollout.chat_prompt(tokenizer, prompts.build_messages(s.turns, prompt_format, rejected=r))
                   for s, r in zip(game_states, rejected)]
     states = len(game_states)
-    out = {"adapter": adapter, "states": states, "prompt_format": prompt_format, "stuck_from": stuck_from, "runs": []}
+    out = {"adapter": adapter, "states": states, "prompt_format": prompt_format, "stuck_from": stuck_from,
+           "rewards": (rewards_config or rewards.RewardsConfig()).model_dump(exclude={"weights", "format_weights"}),
+           "runs": []}
     for n in generations:
         for temp in temperatures:
             mx.random.seed(seed)
             start = time.perf_counter()
             groups = rollout.sample_groups(model, tokenizer, prompt_ids, n, temp, max_tokens)
             seconds = time.perf_counter() - start
-            scored = [rewards.score_group([c.text for c in g], s, think=think) for g, s in zip(groups, game_states)]
+            scored = [rewards.score_group([c.text for c in g], s, config=rewards_config, think=think, rejected=r)
+                      for g, s, r in zip(groups, game_states, rejected)]
             flat = [b for g in scored for b in g]
             out["runs"].append({
                 "generations": n, "temperature": temp, "seconds": seconds,
@@ -461,8 +467,7 @@ def benchmark_group_signal(adapter: str | None, temperatures: tuple[float, ...] 
                 "repeat_rate": float(np.mean([b.repeated for b in flat])),
                 "distinct_guesses_per_group": float(np.mean([len({b.parsed.guess for b in g if b.valid}) for g in scored])),
                 "groups_with_valid": float(np.mean([any(b.valid for b in g) for g in scored])),
-                "rejected_again_rate": float(np.mean([b.parsed.attempt.upper() in r for g, r in zip(scored, rejected)
-                                                      for b in g])),
+                "rejected_again_rate": float(np.mean([b.rejected_again for b in flat])),
             })
     return out
 
