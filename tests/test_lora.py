@@ -140,6 +140,10 @@ class TestSaveLoadFuse(unittest.TestCase):
         logits = model(X)
         self.assertEqual(logits.dtype, mx.float32)
         self.assertLess(float(mx.abs(logits - self.adapted_logits).max()), 1e-2)
+        model, _ = mlx_lm.load(str(self.model_dir))
+        lora.load_adapters(model, out)  # what training on from shipped adapters does
+        self.assertEqual({v.dtype for _, v in tree_flatten(model.trainable_parameters())}, {mx.float32})
+        self.assertLess(float(mx.abs(model(X) - self.adapted_logits).max()), 1e-2)
 
     def test_fuse_cli_writes_a_standalone_model(self):
         out = Path(self.tmp.name) / "fused"

@@ -138,13 +138,17 @@ def export_adapters(src: str | Path, out: str | Path, dtype: str = "float16", an
 
 
 def load_adapters(model: nn.Module, path: str | Path) -> nn.Module:
-    """Add the LoRA layers described in `path` and load their weights (mlx-lm's loader)."""
+    """Add the LoRA layers described in `path` and load their weights (mlx-lm's loader), as float32
+    whatever the file holds: shipped adapters are float16, and training on from them (GRPO from
+    `adapters/recipe`) must not take AdamW steps on float16 weights (fresh mlx-lm adapters are float32)."""
     from mlx_lm.tuner.utils import load_adapters as mlx_load_adapters
 
     path = Path(path)
     if not (path / ADAPTER_CONFIG).exists() or not (path / ADAPTER_WEIGHTS).exists():
         raise FileNotFoundError(f"adapter: {path} needs {ADAPTER_CONFIG} and {ADAPTER_WEIGHTS}")
     model = mlx_load_adapters(model, str(path))
+    for _, m in lora_modules(model):
+        m.lora_a, m.lora_b = m.lora_a.astype(mx.float32), m.lora_b.astype(mx.float32)
     saved = json.loads((path / ADAPTER_CONFIG).read_text()).get("wordle_mlx", {}).get("lora")
     if saved:
         model.lora_settings = LoraSettings(**{**saved, "targets": tuple(saved["targets"])})
