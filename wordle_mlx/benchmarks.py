@@ -16,6 +16,7 @@ import numpy as np
 import mlx.core as mx
 
 from wordle_mlx import patterns
+from wordle_mlx.config import RewardsConfig
 from wordle_mlx import words as wordlists
 
 _POWERS = np.array([1, 3, 9, 27, 81], dtype=np.uint8)
@@ -409,7 +410,7 @@ def benchmark_sft(examples: int = 64, batch_size: int = 16, prompt_format: str =
 def benchmark_group_signal(adapter: str | None, temperatures: tuple[float, ...] = (0.7, 1.0, 1.3),
                            generations: tuple[int, ...] = (8,), states: int = 32, prompt_format: str | None = None,
                            max_tokens: int = 16, seed: int = 0, stuck_from: str | None = None,
-                           rewards_config=None) -> dict:
+                           rewards_config: RewardsConfig | None = None) -> dict:
     """How often a GRPO group can teach consistency: for each temperature and group size, the share
     of groups (train-split states with 0-4 earlier turns, as training makes them) that contain at
     least one valid sample fitting all feedback, the share of zero-variance groups (rewards with
@@ -447,7 +448,7 @@ def benchmark_group_signal(adapter: str | None, temperatures: tuple[float, ...] 
                   for s, r in zip(game_states, rejected)]
     states = len(game_states)
     out = {"adapter": adapter, "states": states, "prompt_format": prompt_format, "stuck_from": stuck_from,
-           "rewards": (rewards_config or rewards.RewardsConfig()).model_dump(exclude={"weights", "format_weights"}),
+           "rewards": (rewards_config or RewardsConfig()).model_dump(exclude={"weights", "format_weights"}),
            "runs": []}
     for n in generations:
         for temp in temperatures:
