@@ -261,6 +261,8 @@ def _step_metrics(step: int, played: dict, states: list[GameState], upd: grpo.Up
     totals = [r[3].total for r in played["records"]]
     comps = {k: float(np.mean([r[3].components[k] for r in played["records"]])) for k in rewards.COMPONENTS}
     valid = [r[3].valid for r in played["records"]]
+    after_invalid = sum(bool(r[5]) for r in played["records"])
+    rejected_again = sum(r[3].rejected_again for r in played["records"])
     lr = optimizer.learning_rate
     train_s = upd.logprob_s + upd.backward_s
     metrics = {
@@ -269,8 +271,7 @@ def _step_metrics(step: int, played: dict, states: list[GameState], upd: grpo.Up
         "mean_turns": float(np.mean([len(g.turns) - len(s.turns) for g, s in zip(games, states)])),
         "games_ended_no_valid_guess": int(sum(played["ended_invalid"])),
         "rejected_answers": sum(len(r) for r in played["rejected"]),
-        "samples_after_invalid": sum(bool(r[5]) for r in played["records"]),
-        "samples_rejected_again": sum(r[3].rejected_again for r in played["records"]),
+        "samples_after_invalid": after_invalid, "samples_rejected_again": rejected_again,
         "reward_mean": float(np.mean(totals)), "reward_std": float(np.std(totals)),
         **{f"reward_{k}": v for k, v in comps.items()},
         "valid_guess_rate": float(np.mean(valid)),
@@ -278,8 +279,7 @@ def _step_metrics(step: int, played: dict, states: list[GameState], upd: grpo.Up
         "repeat_rate": float(np.mean([r[3].repeated for r in played["records"]])),
         "groups_with_consistent": played["consistent_groups"],
         "consistent_group_fraction": played["consistent_groups"] / max(played["groups"], 1),
-        "rejected_again_rate": sum(r[3].rejected_again for r in played["records"])
-        / max(sum(bool(r[5]) for r in played["records"]), 1),
+        "rejected_again_rate": rejected_again / max(after_invalid, 1),
         "format_compliance": curriculum.compliance,
         "curriculum": "strategy" if curriculum.switched else "format",
         "groups": played["groups"], "zero_variance_groups": played["zero_groups"],
