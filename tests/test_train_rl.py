@@ -129,6 +129,31 @@ class TestTrainLoop(unittest.TestCase):
         self.assertEqual(sum(t == 0.7 for t in seen), m["games"])  # each game's first group
         self.assertEqual(sum(t == 1.5 for t in seen), m["groups"] - m["games"])  # every later one
 
+    def test_hot_after_invalid_answers_keeps_the_first_turn_after_one_at_temperature(self):
+        config = load_config(ROOT / "config" / "tiny_test.json", [
+            f"logging.logs_dir={self.logs}", "logging.run_name=hot2", "training.steps=1",
+            "training.play_on_invalid=true", "sampling.temperature=0.7", "sampling.temperature_after_invalid=1.5",
+            "sampling.hot_after_invalid_answers=2", "logging.samples_per_step=1000"])
+        seen = []  # the temperature of each group, in sampling order
+        real_sample = rollout.sample_groups
+
+        def spy(model, tokenizer, prompts, n, temperature, *args, **kwargs):
+            seen.extend([temperature] * len(prompts) if isinstance(temperature, float) else temperature)
+            return real_sample(model, tokenizer, prompts, n, temperature, *args, **kwargs)
+
+        with mock.patch.object(rewards, "score_group", side_effect=REAL_SCORE_GROUP), \
+                mock.patch.object(rollout, "sample_groups", side_effect=spy):
+            run_dir = train_rl.train(config)
+        m = lines(run_dir / "metrics.jsonl")[0]
+        groups = {(s["game"], len(s["turns"]), len(s.get("rejected", []))) for s in lines(run_dir / "samples.jsonl")}
+        self.assertEqual(len(groups), m["groups"])  # every sample was written: one key per group
+        self.assertTrue(any(spent == 1 for _, _, spent in groups))  # some groups came after one invalid answer
+        two_or_more = sum(spent >= 2 for _, _, spent in groups)
+        self.assertGreater(two_or_more, 0)
+        self.assertEqual(m["groups_after_invalid_temperature"], two_or_more)
+        self.assertEqual(sum(t == 1.5 for t in seen), two_or_more)
+        self.assertEqual(sum(t == 0.7 for t in seen), m["groups"] - two_or_more)
+
     def test_each_group_is_scored_with_its_games_rejected_answers(self):
         config = load_config(ROOT / "config" / "tiny_test.json", [
             f"logging.logs_dir={self.logs}", "logging.run_name=again", "training.steps=1",

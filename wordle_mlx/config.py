@@ -49,6 +49,9 @@ class SamplingConfig(_Section):
     temperature_after_invalid: float | None = Field(
         None, gt=0.0, description="GRPO: sampling temperature once an invalid answer cost the game a turn "
         "(training.play_on_invalid), where a greedy-like group repeats it; None = temperature")
+    hot_after_invalid_answers: int = Field(
+        1, ge=1, description="GRPO: invalid answers a game must have spent before temperature_after_invalid "
+        "applies (2: the first turn after an invalid answer still samples at temperature)")
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_new_tokens: int = Field(96, ge=1)
     max_prompt_tokens: int = Field(256, ge=16)

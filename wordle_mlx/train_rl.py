@@ -10,7 +10,8 @@ One step:
    valid guess that is not a repeat; a game with no such guess in its group ends as a loss, or with
    `training.play_on_invalid` goes on as evaluation would: the group's commonest answer costs the turn
    (a repeated word is played, an invalid answer is listed as not a word in the next prompts), and
-   `sampling.temperature_after_invalid` samples those prompts hotter, since a group at the usual
+   `sampling.temperature_after_invalid` samples those prompts hotter (from the
+   `hot_after_invalid_answers`-th invalid answer on), since a group at the usual
    temperature mostly repeats the rejected answer (no signal); the update still scores every
    completion at `sampling.temperature`, so hot samples are exploration, not on-policy;
 3. one GRPO update over all groups of the step (wordle_mlx.grpo);
@@ -176,8 +177,10 @@ def _commonest_answer(breakdowns: list[rewards.RewardBreakdown]) -> str:
 
 
 def _temperature(s, rejected: list[str]) -> float:
-    """The turn's sampling temperature: `temperature_after_invalid` once an invalid answer cost a turn."""
-    return s.temperature_after_invalid if rejected and s.temperature_after_invalid is not None else s.temperature
+    """The turn's sampling temperature: `temperature_after_invalid` once `hot_after_invalid_answers`
+    invalid answers cost the game turns, else `temperature`."""
+    hot = s.temperature_after_invalid is not None and len(rejected) >= s.hot_after_invalid_answers
+    return s.temperature_after_invalid if hot else s.temperature
 
 
 def play_step(model, tokenizer, states: list[GameState], config: Config, curriculum: rewards.Curriculum,
