@@ -29,6 +29,16 @@ def tiny_config(logs_dir: str, name: str, steps: int = 2):
                        [f"logging.logs_dir={logs_dir}", f"logging.run_name={name}", f"training.steps={steps}"])
 
 
+def temperature_spy(seen: list[float]):
+    """A rollout.sample_groups stand-in that records each group's temperature, then samples for real."""
+    real_sample = rollout.sample_groups
+
+    def spy(model, tokenizer, prompts, n, temperature, *args, **kwargs):
+        seen.extend([temperature] * len(prompts) if isinstance(temperature, float) else temperature)
+        return real_sample(model, tokenizer, prompts, n, temperature, *args, **kwargs)
+    return spy
+
+
 def lines(path: Path) -> list[dict]:
     return [json.loads(l) for l in path.read_text().splitlines()]
 
@@ -114,15 +124,9 @@ class TestTrainLoop(unittest.TestCase):
         config = load_config(ROOT / "config" / "tiny_test.json", [
             f"logging.logs_dir={self.logs}", "logging.run_name=hot", "training.steps=1",
             "training.play_on_invalid=true", "sampling.temperature=0.7", "sampling.temperature_after_invalid=1.5"])
-        seen = []  # the temperature of each group
-        real_sample = rollout.sample_groups
-
-        def spy(model, tokenizer, prompts, n, temperature, *args, **kwargs):
-            seen.extend([temperature] * len(prompts) if isinstance(temperature, float) else temperature)
-            return real_sample(model, tokenizer, prompts, n, temperature, *args, **kwargs)
-
+        seen = []  # the temperature of each group, in sampling order
         with mock.patch.object(rewards, "score_group", side_effect=REAL_SCORE_GROUP), \
-                mock.patch.object(rollout, "sample_groups", side_effect=spy):
+                mock.patch.object(rollout, "sample_groups", side_effect=temperature_spy(seen)):
             m = lines(train_rl.train(config) / "metrics.jsonl")[0]
         self.assertEqual(len(seen), m["groups"])
         self.assertEqual(m["groups_after_invalid_temperature"], m["groups"] - m["games"])  # all but each first turn
@@ -135,14 +139,8 @@ class TestTrainLoop(unittest.TestCase):
             "training.play_on_invalid=true", "sampling.temperature=0.7", "sampling.temperature_after_invalid=1.5",
             "sampling.hot_after_invalid_answers=2", "logging.samples_per_step=1000"])
         seen = []  # the temperature of each group, in sampling order
-        real_sample = rollout.sample_groups
-
-        def spy(model, tokenizer, prompts, n, temperature, *args, **kwargs):
-            seen.extend([temperature] * len(prompts) if isinstance(temperature, float) else temperature)
-            return real_sample(model, tokenizer, prompts, n, temperature, *args, **kwargs)
-
         with mock.patch.object(rewards, "score_group", side_effect=REAL_SCORE_GROUP), \
-                mock.patch.object(rollout, "sample_groups", side_effect=spy):
+                mock.patch.object(rollout, "sample_groups", side_effect=temperature_spy(seen)):
             run_dir = train_rl.train(config)
         m = lines(run_dir / "metrics.jsonl")[0]
         groups = {(s["game"], len(s["turns"]), len(s.get("rejected", []))) for s in lines(run_dir / "samples.jsonl")}
