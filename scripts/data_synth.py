@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="share of states (with a turn) that replay one earlier guess")
     parser.add_argument("--mistake-style", choices=synth.MISTAKE_STYLES, default="random",
                         help="listed invalid answers: unrelated strings, or near misses of the target")
+    parser.add_argument("--consistent-target-rate", type=float, default=0.0,
+                        help="share of SFT targets that are a random answer still fitting, not the policy's word")
     parser.add_argument("--guess-style", choices=prompts.GUESS_STYLES, default="upper", help="CRANE, ' crane' or ' C R A N E'")
     teacher = parser.add_argument_group("teacher model (OpenAI-compatible endpoint, --mode sft)")
     teacher.add_argument("--teacher-endpoint", metavar="URL")
@@ -70,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--rejected-rate: expected 0..1, got {args.rejected_rate}")
     if not 0.0 <= args.repeat_rate <= 1.0:
         parser.error(f"--repeat-rate: expected 0..1, got {args.repeat_rate}")
+    if not 0.0 <= args.consistent_target_rate <= 1.0:
+        parser.error(f"--consistent-target-rate: expected 0..1, got {args.consistent_target_rate}")
     if args.out.parent and not args.out.parent.exists():
         args.out.parent.mkdir(parents=True)
     if args.teacher_endpoint or args.teacher_model:
@@ -88,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             records = synth.sft_records(secrets, args.split, args.seed, args.format, args.max_turns, args.policy,
                                         args.think, args.think_max_chars, on_record=advance, min_turns=args.min_turns,
                                         rejected_rate=args.rejected_rate, guess_style=args.guess_style,
-                                        repeat_rate=args.repeat_rate, mistake_style=args.mistake_style)
+                                        repeat_rate=args.repeat_rate, mistake_style=args.mistake_style,
+                                        consistent_target_rate=args.consistent_target_rate)
         with tmp.open("w") as fh:
             for record in records:
                 fh.write(json.dumps(record) + "\n")

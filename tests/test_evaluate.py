@@ -160,6 +160,12 @@ class TestIntervals(unittest.TestCase):
     def test_rejected_again_is_none_without_an_invalid_answer(self):
         self.assertIsNone(evaluate.rejected_again_rate({"games": [{"guesses": ["crane"], "invalid": [None]}]}))
 
+    def test_wins_by_trained_target_splits_games_by_whether_the_secret_was_a_training_answer(self):
+        games = [{"secret": "abase", "won": True}, {"secret": "cargo", "won": False},
+                 {"secret": "First", "won": True}, {"secret": "zesty", "won": False}]
+        split = evaluate.wins_by_trained_target({"games": games}, ["CARGO", "first"])
+        self.assertEqual(split, {"trained": (1, 2), "untrained": (1, 2)})
+
     def test_mcnemar_p_is_the_two_sided_binomial_tail_of_the_discordant_games(self):
         self.assertAlmostEqual(evaluate.mcnemar_p(0, 5), 2 / 32)  # 5-0: both tails of 1/32
         self.assertAlmostEqual(evaluate.mcnemar_p(6, 11), evaluate.mcnemar_p(11, 6))

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import tempfile
 import unittest
+from collections import Counter
 from pathlib import Path
 
 from wordle_mlx import solvers, synth, words
@@ -142,6 +143,31 @@ class TestStudyLevers(unittest.TestCase):
     def test_unknown_mistake_style_is_an_error(self):
         with self.assertRaisesRegex(ValueError, "mistake style"):
             next(synth.sft_records(["hello"], "train", mistake_style="nearby"))
+
+    def consistent_records(self, rate: float) -> list[dict]:
+        return list(synth.sft_records(self.secrets[:40], "train", seed=5, fmt="compact", max_turns=4,
+                                      policy="frequent", min_turns=1, consistent_target_rate=rate))
+
+    def test_consistent_targets_fit_are_new_and_say_their_policy(self):
+        for r in self.consistent_records(1.0):
+            self.assertEqual(r["policy"], "consistent")
+            self.assertTrue(is_consistent(r["target"], replay(r).turns), r)
+            self.assertNotIn(r["target"], [g for g, _ in r["turns"]])
+
+    def test_consistent_targets_are_mostly_not_the_frequent_word(self):
+        frequent = solvers.CandidatePolicy("frequent")
+        records = self.consistent_records(1.0)
+        same = sum(r["target"] == frequent.guess(replay(r).turns) for r in records)
+        self.assertLess(same, len(records) / 2)
+        self.assertGreater(len({r["target"] for r in records}), len(records) * 0.8)
+
+    def test_consistent_target_rate_mixes_the_two_policies(self):
+        policies = Counter(r["policy"] for r in self.consistent_records(0.5))
+        self.assertEqual(set(policies), {"frequent", "consistent"})
+
+    def test_consistent_target_rate_out_of_range_is_an_error(self):
+        with self.assertRaisesRegex(ValueError, "consistent_target_rate"):
+            next(synth.sft_records(["hello"], "train", consistent_target_rate=1.5))
 
     def test_repeat_states_replay_an_earlier_guess_and_target_a_new_word(self):
         records = list(synth.sft_records(self.secrets[:40], "train", seed=7, fmt="compact", max_turns=4,

@@ -159,6 +159,9 @@ class SFTConfig(_Section):
     mistake_style: Literal["random", "near"] = Field(
         "random", description="the listed invalid answers: random (unrelated strings) or near (the target with one "
         "letter changed, not a word: what a model that fits the feedback but misspells writes)")
+    consistent_target_rate: float = Field(
+        0.0, ge=0.0, le=1.0, description="share of examples whose target is a uniformly random answer that still "
+        "fits (policy consistent) instead of the policy's word: spells more of the answer list")
     iters: int = Field(200, ge=1, description="optimizer steps")
     batch_size: int = Field(4, ge=1)
     learning_rate: float = Field(2e-4, gt=0.0)

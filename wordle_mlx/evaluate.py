@@ -177,6 +177,18 @@ def rejected_again_rate(report: dict) -> float | None:
     return again / invalid if invalid else None
 
 
+def wins_by_trained_target(report: dict, targets) -> dict[str, tuple[int, int]]:
+    """(wins, games) of the report's games whose secret is among `targets` (the words an SFT file
+    writes as answers: the model has spelled them in training) and of the others."""
+    targets = {str(t).lower() for t in targets}
+    out = {"trained": [0, 0], "untrained": [0, 0]}
+    for game in report.get("games", []):
+        row = out["trained" if game["secret"].lower() in targets else "untrained"]
+        row[0] += bool(game["won"])
+        row[1] += 1
+    return {key: (wins, games) for key, (wins, games) in out.items()}
+
+
 def stuck_states(report: dict) -> list[tuple[str, list[Turn], list[str]]]:
     """(secret, turns, rejected answers) of every moment in the report's games at which the model
     answered with an answer already rejected in that game: the states where it is stuck."""

@@ -69,7 +69,8 @@ def make_records(config: Config, n: int, seed: int) -> list[dict]:
     return list(synth.sft_records(secrets, "train", seed, config.sampling.prompt_format, c.max_turns, c.policy,
                                   style, c.think_max_chars, min_turns=c.min_turns,
                                   rejected_rate=c.rejected_rate, guess_style=config.sampling.guess_style,
-                                  repeat_rate=c.repeat_rate, mistake_style=c.mistake_style))
+                                  repeat_rate=c.repeat_rate, mistake_style=c.mistake_style,
+                                  consistent_target_rate=c.consistent_target_rate))
 
 
 def tokenize(tokenizer, record: dict, max_tokens: int) -> grpo.TrainSequence:

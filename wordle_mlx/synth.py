@@ -222,23 +222,30 @@ def sft_records(secrets: Sequence[str], split: str, seed: int = 0, fmt: str = "p
                 policy: str = "entropy", think_style: str = "scratchpad", think_max_chars: int = 200,
                 on_record: Callable[[], None] | None = None, min_turns: int = 0,
                 rejected_rate: float = 0.0, guess_style: str = "upper", repeat_rate: float = 0.0,
-                mistake_style: str = "random") -> Iterator[dict]:
-    """One SFT example per secret: state, solver target and a true think text."""
+                mistake_style: str = "random", consistent_target_rate: float = 0.0) -> Iterator[dict]:
+    """One SFT example per secret: state, solver target and a true think text; with probability
+    `consistent_target_rate` the target is a uniformly random answer that still fits instead (policy
+    `consistent`), so the examples spell more of the answer list than one solver's favourites."""
     if think_style not in THINK_STYLES:
         raise ValueError(f"think style: expected one of {', '.join(THINK_STYLES)}, got {think_style!r}")
     if mistake_style not in MISTAKE_STYLES:
         raise ValueError(f"mistake style: expected one of {', '.join(MISTAKE_STYLES)}, got {mistake_style!r}")
+    if not 0.0 <= consistent_target_rate <= 1.0:
+        raise ValueError(f"consistent_target_rate: expected 0..1, got {consistent_target_rate}")
     sampler = StateSampler(seed, max_turns, min_turns, rejected_rate, repeat_rate)
     target = target_policy(policy, table=sampler.entropy.table)
     for secret in secrets:
         state = sampler.sample(secret)
-        guess = target.guess(state.turns)  # the solvers draw nothing from the sampler's RNG
+        # no extra draw when the rate is 0, so earlier seeds make the same data
+        consistent = bool(consistent_target_rate) and sampler.rng.random() < consistent_target_rate
+        # the target solvers draw nothing from the sampler's RNG; the consistent one shares it
+        guess = (sampler.consistent if consistent else target).guess(state.turns)
         rejected = sampler.mistakes(state, guess, mistake_style)
         think = think_text(state.turns, guess, think_style, think_max_chars, guess_style)
         record = {"secret": secret, "split": split, "turns": _turns_json(state),
                   "messages": build_messages(state.turns, fmt, rejected=rejected),
                   "completion": format_completion(think, guess, guess_style),
-                  "target": guess, "policy": policy, "think_style": think_style, "format": fmt}
+                  "target": guess, "policy": "consistent" if consistent else policy, "think_style": think_style, "format": fmt}
         if rejected:
             record["rejected"] = rejected
         yield record
