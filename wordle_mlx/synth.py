@@ -15,7 +15,10 @@
   is not a word, off the greens and the gray letters: the near miss a model that fits the feedback
   but not the lexicon writes, and then repeats when the `not words` line means nothing to it). With probability `repeat_rate` a state with at least one turn
   also holds one earlier guess played again (greedy models get stuck repeating a word that nearly
-  fits; these states show the solver's way out). The target is never a word already tried.
+  fits; these states show the solver's way out). With probability `consistent_target_rate` the
+  target is a uniformly random answer that still fits (the `consistent` solver, sharing the
+  sampler's RNG) instead of the policy's word: frequent targets alone spell only the words that are
+  some state's commonest candidate. The target is never a word already tried.
 
 Think styles:
 * `scratchpad` (default): the constraints a small model cannot track silently, then why this word:
