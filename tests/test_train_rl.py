@@ -120,6 +120,34 @@ class TestTrainLoop(unittest.TestCase):
         for g in games:  # each game used all its turns: the last group saw 5 spent
             self.assertEqual(max(len(s["turns"]) + len(s.get("rejected", [])) for s in samples if s["game"] == g), 5)
 
+    def _fixed_groups(self, texts: list[str]):
+        """A rollout.sample_groups stand-in: every group is `texts` (one completion each), whatever the prompt."""
+        def fake(model, tokenizer, prompts, n, temperature, *args, **kwargs):
+            return [[rollout.Completion(tokenizer.encode(t, add_special_tokens=False), t, "stop") for t in texts]
+                    for _ in prompts]
+        return fake
+
+    def _run_fixed_groups(self, name: str, advance_on: str) -> dict:
+        config = load_config(ROOT / "config" / "tiny_test.json", [
+            f"logging.logs_dir={self.logs}", f"logging.run_name={name}", "training.steps=1",
+            "training.start_turns_max=0", "sampling.think=false", f"training.advance_on={advance_on}"])
+        texts = ["<guess>CRANE</guess>"] + ["<guess>ZZZZZ</guess>"] * 3  # one valid word, the commonest invalid
+        with mock.patch.object(rewards, "score_group", side_effect=REAL_SCORE_GROUP), \
+                mock.patch.object(rollout, "sample_groups", side_effect=self._fixed_groups(texts)):
+            return lines(train_rl.train(config) / "metrics.jsonl")[0]
+
+    def test_games_advance_on_the_best_valid_guess_by_default(self):
+        m = self._run_fixed_groups("best", "best")
+        self.assertEqual(m["rejected_answers"], 0)  # CRANE was played, never the commoner ZZZZZ
+        self.assertGreater(m["games_ended_no_valid_guess"] + m["wins"], 0)  # then CRANE again is a repeat: the game ends
+
+    def test_advance_on_commonest_plays_the_group_majority_even_when_invalid(self):
+        m = self._run_fixed_groups("common", "commonest")
+        self.assertEqual(m["games_ended_no_valid_guess"], 0)
+        self.assertEqual(m["wins"], 0)
+        self.assertEqual(m["rejected_answers"], m["groups"])  # every turn spent on ZZZZZ, as greedy eval would
+        self.assertEqual(m["groups"], 6 * m["games"])
+
     def test_turns_after_a_rejected_answer_sample_at_temperature_after_invalid(self):
         config = load_config(ROOT / "config" / "tiny_test.json", [
             f"logging.logs_dir={self.logs}", "logging.run_name=hot", "training.steps=1",

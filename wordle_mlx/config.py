@@ -86,6 +86,10 @@ class TrainingConfig(_Section):
     play_on_invalid: bool = Field(False, description="a group without a valid new guess does not end its game: "
                                   "as in evaluation, the group's commonest answer costs the turn (a word is played, "
                                   "anything else is listed as not a word in the next prompts)")
+    advance_on: Literal["best", "commonest"] = Field(
+        "best", description="the answer each game goes on with: the group's best valid new guess, or its "
+        "commonest answer (what greedy decoding most likely writes: training sees evaluation's states, invalid "
+        "answers and repeats included, which cost the turn as with play_on_invalid)")
     start_states: str | None = Field(None, description="RL start states JSONL from data_synth; None = make them on the fly")
     start_turns_max: int = Field(4, ge=0, le=5, description="earlier turns of sensible play in on-the-fly start states")
     checkpoint_every: int = Field(10, ge=1)

@@ -9,7 +9,9 @@ One step:
    counted and logged, optionally resampled once), and advance each game with the group's best
    valid guess that is not a repeat; a game with no such guess in its group ends as a loss, or with
    `training.play_on_invalid` goes on as evaluation would: the group's commonest answer costs the turn
-   (a repeated word is played, an invalid answer is listed as not a word in the next prompts), and
+   (a repeated word is played, an invalid answer is listed as not a word in the next prompts);
+   `training.advance_on: commonest` plays that commonest answer every turn, valid or not, so the
+   games follow greedy evaluation's states instead of best-of-N ones; and
    `sampling.temperature_after_invalid` samples those prompts hotter (from the
    `hot_after_invalid_answers`-th invalid answer on), since a group at the usual
    temperature mostly repeats the rejected answer (no signal); the update still scores every
@@ -237,10 +239,11 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
             for c, b, a in zip(group, scored, advantages):
                 seqs.append(grpo.TrainSequence(prompt, c.tokens, float(a)))
                 records.append((i, state, c, b, float(a), list(rejected[i])))
-            best = _best_valid(scored)
+            by_best = config.training.advance_on == "best"
+            best = _best_valid(scored) if by_best else None
             if best is not None:
                 games[i] = state.play(best)
-            elif not config.training.play_on_invalid:
+            elif by_best and not config.training.play_on_invalid:
                 ended_invalid[i] = True
             else:
                 answer = _commonest_answer(scored)
