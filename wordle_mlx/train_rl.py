@@ -191,6 +191,7 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
     """Play the step's games to the end; return groups, sequences and counters.
     `on_progress(phase, fraction)`: "rollout turn k/6" and the fraction of that turn's batch decoded."""
     s, rc = config.sampling, config.rewards
+    by_best = config.training.advance_on == "best"  # else every game goes on with its group's commonest answer
     games = list(states)
     ended_invalid = [False] * len(games)
     rejected: list[list[str]] = [[] for _ in games]  # invalid answers that cost a turn (play_on_invalid)
@@ -239,7 +240,6 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
             for c, b, a in zip(group, scored, advantages):
                 seqs.append(grpo.TrainSequence(prompt, c.tokens, float(a)))
                 records.append((i, state, c, b, float(a), list(rejected[i])))
-            by_best = config.training.advance_on == "best"
             best = _best_valid(scored) if by_best else None
             if best is not None:
                 games[i] = state.play(best)
