@@ -7,8 +7,15 @@
     python -m scripts.data_synth --mode sft --n 50 --out data/teacher.jsonl \
         --teacher-endpoint http://127.0.0.1:8080 --teacher-model NAME [--api-key-env VAR] \
         [--concurrency 4] [--timeout 60] [--retries 3] [--max-tokens 256] [--think-max-chars 200]
+    python -m scripts.data_synth --mode sft --n 2000 --from-games logs/train_play.json --out data/onpolicy.jsonl \
+        [--policy frequent] [--think none] [--format compact]
 
 Secrets come from the chosen split only; a train file never contains an eval answer.
+
+With --from-games (a `scripts.evaluate --json` report of a model's games on the train split), the
+states are the ones that model reached in its own games (its rejected answers and repeats
+included), one record per distinct state, at most --n, each labelled with the --policy solver's guess
+(DAgger's data step). Mix them with generated records by concatenating the files.
 
 With --teacher-endpoint, --n is the number of games the teacher plays from the first guess; only its
 valid guesses that fit all feedback so far become SFT records (its think text trimmed to
@@ -50,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--consistent-target-rate", type=float, default=0.0,
                         help="share of SFT targets that are a random answer still fitting, not the policy's word")
     parser.add_argument("--guess-style", choices=prompts.GUESS_STYLES, default="upper", help="CRANE, ' crane' or ' C R A N E'")
+    parser.add_argument("--from-games", type=Path, metavar="REPORT",
+                        help="--mode sft: states from a model's own games (scripts.evaluate --json, train split)")
     teacher = parser.add_argument_group("teacher model (OpenAI-compatible endpoint, --mode sft)")
     teacher.add_argument("--teacher-endpoint", metavar="URL")
     teacher.add_argument("--teacher-model", metavar="NAME")
@@ -78,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True)
     if args.teacher_endpoint or args.teacher_model:
         return run_teacher(parser, args)
+    if args.from_games is not None:
+        return run_from_games(parser, args)
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -99,6 +110,36 @@ def main(argv: list[str] | None = None) -> int:
                 fh.write(json.dumps(record) + "\n")
     os.replace(tmp, args.out)
     print(f"wrote {args.n} {args.mode} records ({args.split} split, seed {args.seed}) to {args.out}")
+    return 0
+
+
+def run_from_games(parser: argparse.ArgumentParser, args) -> int:
+    from wordle_mlx import words
+
+    if args.mode != "sft":
+        parser.error("--from-games: SFT records from a model's games, expected --mode sft")
+    try:
+        report = json.loads(args.from_games.read_text())
+        games = report["games"]
+        [(g["secret"], g["guesses"], g["feedback"]) for g in games]  # noqa: B018
+    except FileNotFoundError:
+        parser.error(f"--from-games: {args.from_games} not found")
+    except (ValueError, KeyError, TypeError):
+        parser.error(f"--from-games: {args.from_games} is not a scripts.evaluate --json report with games")
+    if report.get("split", "train") != args.split:
+        parser.error(f"--from-games: {args.from_games} holds {report.get('split')} games, expected --split {args.split}")
+    try:
+        records = list(synth.onpolicy_records(games, args.split, args.format, args.policy, args.think,
+                                              args.think_max_chars, args.guess_style))[: args.n]
+    except words.EvalLeakError as err:
+        print(f"error: --from-games {args.from_games}: {err}", file=sys.stderr)
+        return 1
+    tmp = args.out.with_name(args.out.name + ".partial")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    os.replace(tmp, args.out)
+    stuck = sum(1 for r in records if r.get("rejected") or len({t[0] for t in r["turns"]}) < len(r["turns"]))
+    print(f"wrote {len(records)} sft records from {len(games)} games ({stuck} after a rejected answer or a repeat) "
+          f"to {args.out}")
     return 0
 
 

@@ -214,6 +214,58 @@ class TestRlRecords(unittest.TestCase):
         self.assertNotEqual(a, c)
 
 
+def own_game(secret: str, answers: list[str]) -> dict:
+    """A report's game dict for `answers` played against `secret` as evaluation records it."""
+    state, guesses, fbs = GameState(secret), [], []
+    for answer in answers:
+        if words.is_allowed(answer.lower()):
+            state = state.play(answer.lower())
+            guesses.append(answer.lower())
+            fbs.append(state.turns[-1].feedback)
+        else:
+            guesses.append(answer)
+            fbs.append(None)
+    return {"secret": secret, "won": False, "guesses": guesses, "feedback": fbs}
+
+
+class TestOnPolicyRecords(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.secret = next(s for s in synth.secrets_for("train", 50, seed=3) if s not in ("raise", "table"))
+        # a greedy model stuck as evaluation sees it: a non-word written twice, then a valid word twice
+        cls.game = own_game(cls.secret, ["raise", "ABUZE", "ABUZE", "table", "table"])
+        cls.records = list(synth.onpolicy_records([cls.game], "train", "compact", "frequent"))
+
+    def test_one_record_per_move_before_it(self):
+        self.assertEqual([r["model_answer"] for r in self.records], ["raise", "ABUZE", "ABUZE", "table", "table"])
+        self.assertEqual([len(r["turns"]) for r in self.records], [0, 1, 1, 1, 2])
+
+    def test_rejected_answers_are_listed_as_evaluation_lists_them(self):
+        self.assertEqual([r.get("rejected", []) for r in self.records], [[], [], ["ABUZE"], ["ABUZE", "ABUZE"],
+                                                                         ["ABUZE", "ABUZE"]])
+        self.assertIn("ABUZE", self.records[2]["messages"][-1]["content"])
+        self.assertEqual(self.records[3]["messages"],
+                         build_messages([GameState(self.secret).play("raise").turns[0]], "compact",
+                                        rejected=["ABUZE", "ABUZE"]))
+
+    def test_states_replay_and_targets_fit_and_are_new(self):
+        for r in self.records:
+            state = replay(r)
+            target = parse_completion(r["completion"], think=False).guess
+            self.assertEqual(target, r["target"])
+            self.assertTrue(is_consistent(r["target"], state.turns))
+            self.assertNotIn(r["target"], {t.guess for t in state.turns} - {self.secret})
+
+    def test_a_state_reached_twice_makes_one_record(self):
+        again = list(synth.onpolicy_records([self.game, self.game], "train", "compact", "frequent"))
+        self.assertEqual(len(again), len(self.records))
+
+    def test_eval_secrets_are_refused_as_training_data(self):
+        game = own_game(sorted(words.eval_set())[0], ["raise"])
+        with self.assertRaises(words.EvalLeakError):
+            list(synth.onpolicy_records([game], "train"))
+
+
 class TestSplitsAndCli(unittest.TestCase):
     def test_train_secrets_never_include_eval_answers(self):
         secrets = synth.secrets_for("train", 5000, seed=9)
@@ -230,6 +282,25 @@ class TestSplitsAndCli(unittest.TestCase):
             rows = [json.loads(l) for l in out.read_text().splitlines()]
         self.assertEqual(len(rows), 12)
         self.assertTrue(all(r["split"] == "train" and r["secret"] in words.split_words("train") for r in rows))
+
+    def test_cli_from_games_writes_records_of_the_reports_states(self):
+        game = own_game(synth.secrets_for("train", 1, seed=4)[0], ["raise", "ABUZE", "ABUZE"])
+        with tempfile.TemporaryDirectory() as tmp:
+            report, out = Path(tmp) / "play.json", Path(tmp) / "onpolicy.jsonl"
+            report.write_text(json.dumps({"split": "train", "games": [game]}))
+            proc = subprocess.run([sys.executable, "-m", "scripts.data_synth", "--mode", "sft", "--n", "100",
+                                   "--from-games", str(report), "--format", "compact", "--policy", "frequent",
+                                   "--think", "none", "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            rows = [json.loads(l) for l in out.read_text().splitlines()]
+            self.assertIn("1 after a rejected answer", proc.stdout)
+            report.write_text(json.dumps({"split": "eval", "games": [game]}))
+            bad = subprocess.run([sys.executable, "-m", "scripts.data_synth", "--mode", "sft", "--n", "100",
+                                  "--from-games", str(report), "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
+        self.assertEqual([r["model_answer"] for r in rows], ["raise", "ABUZE", "ABUZE"])
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("holds eval games, expected --split train", bad.stderr)
+        self.assertNotIn("Traceback", bad.stderr)
 
     def test_cli_bad_argument_is_one_error_line(self):
         proc = subprocess.run([sys.executable, "-m", "scripts.data_synth", "--mode", "rl", "--n", "0", "--out", "x.jsonl"],

@@ -148,6 +148,41 @@ class TestTrainLoop(unittest.TestCase):
         self.assertEqual(m["rejected_answers"], m["groups"])  # every turn spent on ZZZZZ, as greedy eval would
         self.assertEqual(m["groups"], 6 * m["games"])
 
+    def _run_invalid_groups(self, name: str, guide: str) -> dict:
+        config = load_config(ROOT / "config" / "tiny_test.json", [
+            f"logging.logs_dir={self.logs}", f"logging.run_name={name}", "training.steps=1",
+            "training.start_turns_max=0", "sampling.think=false", f"training.guide={guide}"])
+        texts = ["<guess>ZZZZZ</guess>"] * 4  # every sample the same non-word: no signal on its own
+        with mock.patch.object(rewards, "score_group", side_effect=REAL_SCORE_GROUP), \
+                mock.patch.object(rollout, "sample_groups", side_effect=self._fixed_groups(texts)):
+            return lines(train_rl.train(config) / "metrics.jsonl")[0]
+
+    def test_a_group_of_equal_invalid_answers_teaches_nothing_without_a_guide(self):
+        m = self._run_invalid_groups("unguided", "none")
+        self.assertEqual(m["zero_variance_groups"], m["groups"])
+        self.assertEqual(m["trained_sequences"], 0)
+
+    def test_the_guide_answer_gives_such_a_group_signal_but_never_moves_the_game(self):
+        m = self._run_invalid_groups("guided", "frequent")
+        self.assertEqual(m["zero_variance_groups"], 0)
+        self.assertEqual(m["trained_sequences"], 5 * m["groups"])  # 4 samples + the solver's answer
+        self.assertEqual(m["guide_above_group"], m["groups"])
+        self.assertGreater(m["guide_advantage_mean"], 0)
+        self.assertEqual(m["groups"], m["games"])  # no valid sample: each game ended, the guide played nothing
+        self.assertEqual(m["valid_guess_rate"], 0.0)  # metrics describe the model's samples only
+
+    def test_guide_completion_is_the_solver_word_in_the_sft_answer_format(self):
+        from wordle_mlx import models, synth
+        from wordle_mlx.game import GameState
+
+        _, tokenizer = models.load_model("tiny-random-llama")
+        state = GameState("cigar").play("raise")
+        c = train_rl._guide_completion(synth.target_policy("frequent"), tokenizer, state, "upper")
+        word = synth.target_policy("frequent").guess(state.turns)
+        self.assertEqual(c.text, f"<guess>{word.upper()}</guess>")
+        self.assertEqual(c.tokens[-1], rollout.turn_end_token(tokenizer))
+        self.assertEqual(tokenizer.decode(c.tokens[:-1]), c.text)
+
     def test_turns_after_a_rejected_answer_sample_at_temperature_after_invalid(self):
         config = load_config(ROOT / "config" / "tiny_test.json", [
             f"logging.logs_dir={self.logs}", "logging.run_name=hot", "training.steps=1",

@@ -90,6 +90,10 @@ class TrainingConfig(_Section):
         "best", description="the answer each game goes on with: the group's best valid new guess, or its "
         "commonest answer (what greedy decoding most likely writes: training sees evaluation's states, invalid "
         "answers and repeats included, which cost the turn as with play_on_invalid)")
+    guide: Literal["none", "frequent", "candidate-entropy", "entropy", "optimal"] = Field(
+        "none", description="add this solver's answer to every group as one more completion (off-policy "
+        "guidance): it is scored like the samples, counts in the group's advantages and is trained with its "
+        "advantage; games still go on with the model's own answers")
     start_states: str | None = Field(None, description="RL start states JSONL from data_synth; None = make them on the fly")
     start_turns_max: int = Field(4, ge=0, le=5, description="earlier turns of sensible play in on-the-fly start states")
     checkpoint_every: int = Field(10, ge=1)

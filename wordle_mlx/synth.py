@@ -256,6 +256,44 @@ def sft_records(secrets: Sequence[str], split: str, seed: int = 0, fmt: str = "p
             on_record()
 
 
+def onpolicy_records(games: Sequence[dict], split: str = "train", fmt: str = "plain", policy: str = "frequent",
+                     think_style: str = "none", think_max_chars: int = 200, guess_style: str = "upper",
+                     table=None) -> Iterator[dict]:
+    """One SFT example per distinct state a model reached in its own games (the `games` of a
+    `scripts.evaluate --json` report): its earlier valid guesses with their feedback (repeats
+    included) and its rejected answers listed as evaluation listed them, with the `policy` solver's
+    guess there as target. DAgger's data step: the model's own states, a solver's labels; synthetic
+    states rarely look like the ones a greedy model gets stuck in. `model_answer` keeps what it wrote."""
+    if think_style not in THINK_STYLES:
+        raise ValueError(f"think style: expected one of {', '.join(THINK_STYLES)}, got {think_style!r}")
+    if split == "train":
+        wordlists.check_training_secrets([g["secret"] for g in games])
+    target = target_policy(policy, table=table)
+    seen: set[str] = set()
+    for game in games:
+        turns: list[Turn] = []
+        rejected: list[str] = []
+        for answer, feedback in zip(game["guesses"], game["feedback"]):
+            messages = build_messages(turns, fmt, rejected=rejected)
+            key = messages[-1]["content"]
+            if key not in seen:
+                seen.add(key)
+                guess = target.guess(turns)
+                record = {"secret": game["secret"], "split": split, "turns": [[t.guess, t.feedback] for t in turns],
+                          "messages": messages,
+                          "completion": format_completion(think_text(turns, guess, think_style, think_max_chars,
+                                                                     guess_style), guess, guess_style),
+                          "target": guess, "policy": policy, "think_style": think_style, "format": fmt,
+                          "model_answer": str(answer)}
+                if rejected:
+                    record["rejected"] = list(rejected)
+                yield record
+            if feedback is None:
+                rejected.append(str(answer))
+            else:
+                turns.append(Turn(str(answer).lower(), feedback))
+
+
 def secrets_for(split: str, n: int, seed: int = 0) -> list[str]:
     """`n` secrets drawn with replacement-free cycles from a split (seeded); train never sees eval."""
     pool = list(wordlists.split_words(split))

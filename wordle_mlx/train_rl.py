@@ -16,6 +16,10 @@ One step:
    `hot_after_invalid_answers`-th invalid answer on), since a group at the usual
    temperature mostly repeats the rejected answer (no signal); the update still scores every
    completion at `sampling.temperature`, so hot samples are exploration, not on-policy;
+   `training.guide` adds a solver's answer to every group as one more completion (off-policy
+   guidance, as in LUFFY, without its importance shaping): scored like the samples, it sets the
+   bar the group is normalised against and is trained with its own advantage, so a group in which
+   no sample fits still says which word would have; games go on with the model's answers only;
 3. one GRPO update over all groups of the step (wordle_mlx.grpo);
 4. one JSONL metrics line, a few samples, a checkpoint every `checkpoint_every` steps, an
    evaluation on a fixed eval subset every `eval_every` steps.
@@ -31,6 +35,7 @@ exactly what an uninterrupted one does. Ctrl-C writes a checkpoint of the last f
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
@@ -48,7 +53,7 @@ from wordle_mlx.config import Config
 from wordle_mlx.distributed import World, init_world, reduce_metrics
 from wordle_mlx.game import MAX_GUESSES, GameState, InvalidGuess, Turn
 from wordle_mlx.policy import ModelPolicy
-from wordle_mlx.prompts import build_messages
+from wordle_mlx.prompts import build_messages, format_completion
 
 CHECKPOINT = checkpoint.CHECKPOINT
 
@@ -178,6 +183,20 @@ def _commonest_answer(breakdowns: list[rewards.RewardBreakdown]) -> str:
     return max(attempts, key=attempts.count) if attempts else ""
 
 
+@functools.cache
+def _guide_solver(name: str):
+    """One solver per run and name (solvers memoise their decisions)."""
+    return synth.target_policy(name)
+
+
+def _guide_completion(solver, tokenizer, state: GameState, guess_style: str) -> rollout.Completion:
+    """The solver's answer for `state` in the trained answer format (no think text), ending with the
+    stop token an SFT target ends with."""
+    text = format_completion(None, solver.guess(state.turns), guess_style)
+    tokens = list(tokenizer.encode(text, add_special_tokens=False)) + [rollout.turn_end_token(tokenizer)]
+    return rollout.Completion(tokens, text, "guide")
+
+
 def _temperature(s, rejected: list[str]) -> float:
     """The turn's sampling temperature: `temperature_after_invalid` once `hot_after_invalid_answers`
     invalid answers cost the game turns, else `temperature`."""
@@ -195,6 +214,8 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
     games = list(states)
     ended_invalid = [False] * len(games)
     rejected: list[list[str]] = [[] for _ in games]  # invalid answers that cost a turn (play_on_invalid)
+    guide = _guide_solver(config.training.guide) if config.training.guide != "none" else None
+    guide_advantages: list[float] = []
     out_of_turns = [False] * len(games)
     seqs: list[grpo.TrainSequence] = []
     records = []  # (game index, state, completion, breakdown, advantage, rejected answers so far)
@@ -233,6 +254,16 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
                                              rejected[i])
                 advantages, zero = grpo.group_advantages([b.total for b in scored], config.training.scale_rewards)
                 timings["reward_s"] += time.perf_counter() - start
+            if guide is not None:  # one more member: the solver's answer, scored and normalised with the group
+                start = time.perf_counter()
+                extra = _guide_completion(guide, tokenizer, state, s.guess_style)
+                guide_score = rewards.score_group([extra.text], state, curriculum.weights, rc, s.think, rejected[i])[0]
+                advantages, zero = grpo.group_advantages([b.total for b in scored] + [guide_score.total],
+                                                         config.training.scale_rewards)
+                timings["reward_s"] += time.perf_counter() - start
+                seqs.append(grpo.TrainSequence(prompt, extra.tokens, float(advantages[-1])))
+                guide_advantages.append(float(advantages[-1]))
+                advantages = advantages[:-1]
             groups += 1
             zero_groups += int(zero)
             consistent_groups += int(any(b.consistent for b in scored))
@@ -256,7 +287,7 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
     return {"games": games, "ended_invalid": ended_invalid, "rejected": rejected, "seqs": seqs, "records": records,
             "groups": groups,
             "zero_groups": zero_groups, "resampled": resampled, "turns_played": turns_played,
-            "consistent_groups": consistent_groups, "hot_groups": hot_groups}
+            "consistent_groups": consistent_groups, "hot_groups": hot_groups, "guide_advantages": guide_advantages}
 
 
 def _step_metrics(step: int, played: dict, states: list[GameState], upd: grpo.UpdateStats, run: RunState,
@@ -291,6 +322,8 @@ def _step_metrics(step: int, played: dict, states: list[GameState], upd: grpo.Up
         "groups": played["groups"], "zero_variance_groups": played["zero_groups"],
         "skipped_group_fraction": played["zero_groups"] / max(played["groups"], 1),
         "resampled_groups": played["resampled"], "groups_after_invalid_temperature": played["hot_groups"],
+        "guide_advantage_mean": float(np.mean(played["guide_advantages"])) if played["guide_advantages"] else 0.0,
+        "guide_above_group": sum(a > 0 for a in played["guide_advantages"]),
         "loss": upd.loss, "kl": upd.kl, "clip_fraction": upd.clip_fraction, "grad_norm": upd.grad_norm,
         "lr": float(lr.item() if hasattr(lr, "item") else lr),
         "trained_sequences": upd.sequences, "trained_tokens": upd.tokens, "update_chunks": upd.chunks,
