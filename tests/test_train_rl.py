@@ -148,10 +148,11 @@ class TestTrainLoop(unittest.TestCase):
         self.assertEqual(m["rejected_answers"], m["groups"])  # every turn spent on ZZZZZ, as greedy eval would
         self.assertEqual(m["groups"], 6 * m["games"])
 
-    def _run_invalid_groups(self, name: str, guide: str) -> dict:
+    def _run_invalid_groups(self, name: str, guide: str, dynamic_sampling: bool = False) -> dict:
         config = load_config(ROOT / "config" / "tiny_test.json", [
             f"logging.logs_dir={self.logs}", f"logging.run_name={name}", "training.steps=1",
-            "training.start_turns_max=0", "sampling.think=false", f"training.guide={guide}"])
+            "training.start_turns_max=0", "sampling.think=false", f"training.guide={guide}",
+            f"training.dynamic_sampling={str(dynamic_sampling).lower()}"])
         texts = ["<guess>ZZZZZ</guess>"] * 4  # every sample the same non-word: no signal on its own
         with mock.patch.object(rewards, "score_group", side_effect=REAL_SCORE_GROUP), \
                 mock.patch.object(rollout, "sample_groups", side_effect=self._fixed_groups(texts)):
@@ -170,6 +171,13 @@ class TestTrainLoop(unittest.TestCase):
         self.assertGreater(m["guide_advantage_mean"], 0)
         self.assertEqual(m["groups"], m["games"])  # no valid sample: each game ended, the guide played nothing
         self.assertEqual(m["valid_guess_rate"], 0.0)  # metrics describe the model's samples only
+
+    def test_dynamic_sampling_resamples_a_flat_group_but_not_one_the_guide_gives_signal(self):
+        unguided = self._run_invalid_groups("flat-resampled", "none", dynamic_sampling=True)
+        self.assertEqual(unguided["resampled_groups"], unguided["groups"])
+        guided = self._run_invalid_groups("guided-kept", "frequent", dynamic_sampling=True)
+        self.assertEqual(guided["resampled_groups"], 0)
+        self.assertEqual(guided["trained_sequences"], 5 * guided["groups"])
 
     def test_guide_completion_is_the_solver_word_in_the_sft_answer_format(self):
         from wordle_mlx import models, synth

@@ -239,31 +239,28 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
         samples = rollout.sample_groups(model, tokenizer, prompt_ids, s.num_generations, temps,
                                         s.max_new_tokens, s.top_p, rollout_stats, on_progress=report)
         for i, prompt, group, temp in zip(active, prompt_ids, samples, temps):
-            start = time.perf_counter()
             state = games[i]
-            scored = rewards.score_group([c.text for c in group], state, curriculum.weights, rc, s.think,
-                                         rejected[i])
-            advantages, zero = grpo.group_advantages([b.total for b in scored], config.training.scale_rewards)
-            timings["reward_s"] += time.perf_counter() - start
-            if zero and config.training.dynamic_sampling:
+            extra = None if guide is None else _guide_completion(guide, tokenizer, state, s.guess_style)
+
+            def score(group: list[rollout.Completion]):
+                """Rewards of the group (+ the guide's answer, last) and advantages normalised over all of them."""
+                start = time.perf_counter()
+                texts = [c.text for c in group] + ([] if extra is None else [extra.text])
+                scored = rewards.score_group(texts, state, curriculum.weights, rc, s.think, rejected[i])
+                advantages, zero = grpo.group_advantages([b.total for b in scored], config.training.scale_rewards)
+                timings["reward_s"] += time.perf_counter() - start
+                return scored, advantages, zero
+
+            scored, advantages, zero = score(group)
+            if zero and config.training.dynamic_sampling:  # with a guide: only if the guide scored like every sample
                 resampled += 1
                 group = rollout.sample_groups(model, tokenizer, [prompt], s.num_generations, temp,
                                               s.max_new_tokens, s.top_p, rollout_stats)[0]
-                start = time.perf_counter()
-                scored = rewards.score_group([c.text for c in group], state, curriculum.weights, rc, s.think,
-                                             rejected[i])
-                advantages, zero = grpo.group_advantages([b.total for b in scored], config.training.scale_rewards)
-                timings["reward_s"] += time.perf_counter() - start
-            if guide is not None:  # one more member: the solver's answer, scored and normalised with the group
-                start = time.perf_counter()
-                extra = _guide_completion(guide, tokenizer, state, s.guess_style)
-                guide_score = rewards.score_group([extra.text], state, curriculum.weights, rc, s.think, rejected[i])[0]
-                advantages, zero = grpo.group_advantages([b.total for b in scored] + [guide_score.total],
-                                                         config.training.scale_rewards)
-                timings["reward_s"] += time.perf_counter() - start
+                scored, advantages, zero = score(group)
+            if extra is not None:  # one more member: the solver's answer, normalised with the group
                 seqs.append(grpo.TrainSequence(prompt, extra.tokens, float(advantages[-1])))
                 guide_advantages.append(float(advantages[-1]))
-                advantages = advantages[:-1]
+                scored, advantages = scored[:-1], advantages[:-1]
             groups += 1
             zero_groups += int(zero)
             consistent_groups += int(any(b.consistent for b in scored))
