@@ -172,9 +172,10 @@ class TestRewardOrdering(unittest.TestCase):
             candidates = rewards.information_bits(state.turns, []).candidates
             completions = fuzzed_completions(state, rng, allowed, candidates)
             for w in weights:
-                config = RewardsConfig(early_win_bonus=rng.choice([0.0, 0.1, 0.5]))
+                config = RewardsConfig(early_win_bonus=rng.choice([0.0, 0.1, 0.5]),
+                                       fit_margin=rng.choice([1.0, 1.0, 2.5, 8.0]))
                 invalid, repeated, not_fitting, fitting = self.tiers(state, completions, w, config)
-                where = (state.secret, [t.guess for t in state.turns], w)
+                where = (state.secret, [t.guess for t in state.turns], w, config.fit_margin)
                 self.assertTrue(fitting and invalid, where)
                 self.assertEqual(bool(not_fitting), bool(state.turns), where)  # before any feedback every word fits
                 self.assertLess(max(invalid), min(not_fitting + fitting), where)
@@ -243,6 +244,35 @@ class TestRewardOrdering(unittest.TestCase):
         self.assertEqual(len({b.total for b in flat}), 1)
         graded = rewards.score_group(group, state, config=RewardsConfig())
         self.assertGreater(len({b.total for b in graded}), 1)  # without it the same group has a gradient
+
+    def test_fit_margin_widens_only_the_gap_below_fitting_words(self):
+        state = next(s for s in engine_states(20, seed=6) if s.turns)
+        fit = rewards.information_bits(state.turns, []).candidates[0]
+        misfit = next(w for w in words.allowed() if not rewards.consistency_reward(w, state.turns))
+        totals = {}
+        for margin in (1.0, 4.0):
+            config = RewardsConfig(fit_margin=margin)
+            totals[margin] = [rewards.score(ok(w), state, config=config).total
+                              for w in (fit, misfit, state.turns[0].guess, "zzzzz")]
+        gap = rewards.tier_gap(RewardsConfig().weights, RewardsConfig().early_win_bonus)
+        self.assertAlmostEqual(totals[4.0][0] - totals[1.0][0], 3 * gap)  # the fitting word moves up
+        self.assertEqual(totals[4.0][1:], totals[1.0][1:])  # misfit, repeat and made-up word stay put
+
+    def test_fit_margin_leaves_a_group_without_a_fitting_word_as_it_was(self):
+        from wordle_mlx.grpo import group_advantages
+
+        state = next(s for s in engine_states(20, seed=6) if s.turns)
+        candidates = set(rewards.information_bits(state.turns, []).candidates)
+        misfits = [w for w in words.allowed()[:400] if w not in candidates][:4]
+        group = [ok(w) for w in misfits] + ["<guess>zzzzz</guess>", ok(state.turns[0].guess)]
+        with_fit = group + [ok(sorted(candidates)[0])]
+        adv = {}
+        for margin in (1.0, 4.0):
+            config = RewardsConfig(fit_margin=margin)
+            adv[margin] = [group_advantages([b.total for b in rewards.score_group(g, state, config=config)])[0]
+                           for g in (group, with_fit)]
+        np.testing.assert_allclose(adv[4.0][0], adv[1.0][0])
+        self.assertGreater(adv[4.0][1][-1], adv[1.0][1][-1])  # the fitting sample's share grows
 
     def test_without_ordering_a_guess_that_does_not_fit_can_win_the_group(self):
         rng = random.Random(12)

@@ -132,6 +132,9 @@ class RewardsConfig(_Section):
     think_target_chars: int = Field(300, ge=1, description="think longer than this costs (if think_length > 0)")
     ordering: bool = Field(True, description="valid guesses in tiers: fits the feedback > does not fit > repeated "
                            "(any weights); false = the plain weighted sum")
+    fit_margin: float = Field(1.0, ge=1.0, description="with ordering: a fitting word sits this many tier gaps above "
+                              "a valid word that does not fit (1 = evenly spaced tiers; larger pushes harder toward "
+                              "fitting words while a misfit still beats a made-up word)")
     repeat_as_invalid: bool = Field(False, description="a repeated word scores exactly like a word that is not "
                                     "allowed: both only waste a turn, so copying a tried word earns nothing over "
                                     "a made-up one")

@@ -31,6 +31,12 @@ feedback, information, win, think length) still orders the guesses, so informati
 win are kept on top of the ordering, not replaced by it. `ordering=false` is the plain weighted
 sum (for ablations; a property test shows inconsistent guesses can then outscore consistent ones).
 
+`fit_margin` (>= 1, default 1): the fitting tier sits `fit_margin` gaps above the not-fitting one
+(offset (1 + fit_margin) * gap instead of 2 * gap). Between the plain ordering (1) and
+`inconsistent_as_invalid` (a misfit scored like a made-up word): a group whose best sample does not
+fit is ranked exactly as under the plain ordering (standardised advantages do not change with the
+offset), and in a group with a fitting sample the fit gets a larger share of the advantage.
+
 `repeat_as_invalid` (off by default; the recipe turns it on): a repeated word scores exactly what a
 completion naming a word that is not allowed scores (L - 0.75). In the game both only waste a turn;
 above the invalid floor, a repeat earns a positive advantage in every group whose other samples are
@@ -141,6 +147,11 @@ def valid_upper_bound(weights: RewardWeights, early_win_bonus: float, max_guesse
     return sum(getattr(weights, k) * ranges[k][1] for k in COMPONENTS)
 
 
+def tier_offset(tier_index: int, gap: float, fit_margin: float = 1.0) -> float:
+    """What the ordering adds for a tier: 0, gap, (1 + fit_margin) * gap."""
+    return (0.0, gap, (1.0 + fit_margin) * gap)[tier_index]
+
+
 def tier(components: dict[str, float]) -> int:
     """0 a repeated word, 1 a valid word that does not fit the feedback, 2 one that fits."""
     if components["repeat"] < 0:
@@ -234,7 +245,8 @@ def score_parsed(parsed: Parsed, state: GameState, weights: RewardWeights, confi
         return RewardBreakdown(floor - 1.0 + 0.5 * _FORMAT_BY_REASON["not_allowed"], components, parsed)
     total = sum(getattr(weights, k) * v for k, v in components.items())
     if config.ordering:
-        total += tier(components) * tier_gap(weights, config.early_win_bonus, state.max_guesses)
+        total += tier_offset(tier(components), tier_gap(weights, config.early_win_bonus, state.max_guesses),
+                             config.fit_margin)
     return RewardBreakdown(total, components, parsed)
 
 
