@@ -96,7 +96,7 @@ class TestShippedAdapters(unittest.TestCase):
         base, _ = models.load_model(models.DEFAULT_MODEL)
         untrained = evaluate.evaluate(ModelPolicy(base, tokenizer, "compact", 0.0, 16, think=False), secrets[:5],
                                       progress=False)
-        self.assertGreater(trained["valid_guess_rate"], 0.6)  # the shipped recipe: 89% on 200 words
+        self.assertGreater(trained["valid_guess_rate"], 0.6)  # the shipped recipe: 86% on 200 words
         self.assertLess(untrained["valid_guess_rate"], 0.2)  # what the adapters add
         self.assertGreater(trained["consistent_rate"], 0.0)
 
