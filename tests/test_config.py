@@ -73,7 +73,7 @@ class TestShippedConfigs(unittest.TestCase):
         from wordle_mlx import models
 
         root = Path(__file__).resolve().parents[1] / "config"
-        files = sorted(root.glob("*.json")) + sorted(root.glob("study/*.json"))
+        files = [f for pattern in ("*.json", "study/*.json", "history/*.json") for f in sorted(root.glob(pattern))]
         self.assertGreater(len(files), 10)
         for f in files:
             with self.subTest(config=f.name):
