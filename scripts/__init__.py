@@ -57,7 +57,12 @@ def run(main: Callable[[], int | None]) -> NoReturn:
     _install(_raise_interrupt)
     try:
         code = main()
-    except KeyboardInterrupt as stop:
+        if _received:  # a Ctrl-C swallowed on the way (CI once saw exit 0 after one at start-up)
+            raise KeyboardInterrupt
+    except BaseException as stop:
+        if not (isinstance(stop, KeyboardInterrupt) or _received):
+            raise  # SystemExit from argparse, a real error
+        # a KeyboardInterrupt raised while MLX's extension initializes comes out as its ImportError
         _install(_quit_now)  # a second Ctrl-C while this is printed is just as quiet
         text = str(stop) if getattr(stop, "resume_command", None) else "interrupted"
         print(f"\n{text}", file=sys.stderr)
