@@ -56,7 +56,7 @@ def run(main: Callable[[], int | None]) -> NoReturn:
     sys.argv[0] = _program_name()  # argparse's usage line then says how the script is really run
     _install(_raise_interrupt)
     try:
-        code = main()
+        code = _environment_error() or main()
         if _received:  # a Ctrl-C swallowed on the way (CI once saw exit 0 after one at start-up)
             raise KeyboardInterrupt
     except BaseException as stop:
@@ -68,6 +68,20 @@ def run(main: Callable[[], int | None]) -> NoReturn:
         print(f"\n{text}", file=sys.stderr)
         _exit_now(128 + (_received[-1] if _received else signal.SIGINT))
     sys.exit(code or 0)
+
+
+def _environment_error() -> int:
+    """2 after one line when a WORDLE_MLX_* setting in the environment is unusable, else 0."""
+    if not os.environ.get("WORDLE_MLX_PATTERNS_DEVICE"):
+        return 0
+    from wordle_mlx import patterns
+
+    try:
+        patterns.wordle_device()
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _exit_now(code: int) -> NoReturn:

@@ -1,7 +1,7 @@
 """Benchmarks (not tests).
 
     python -m scripts.benchmark all [--only patterns,sft] [--json FILE]
-    python -m scripts.benchmark patterns [--repeats 2]
+    python -m scripts.benchmark patterns [--repeats 2] [--json FILE]
     python -m scripts.benchmark matmul [--repeats 3]
     python -m scripts.benchmark rewards
     python -m scripts.benchmark rollout [--config config/quickstart.json]
@@ -27,12 +27,15 @@ prefix (the default): examples/min, tokens/s, peak memory, the loss of every ste
 `speedup`; then partial depth (LoRA on all / the top 8 / the top 2 layers): pass time vs
 forward-only time.
 
-Every benchmark runs on a fresh checkout; `--json FILE` writes its figures (update, sft).
+Every benchmark runs on a fresh checkout; `--json FILE` writes its figures (all, patterns, update, sft, groups).
 
-`patterns`: the full 12,972 x 2,315 pattern table with our MLX kernel as the package runs it
-(CPU: eager, chunks spread over one stream per core; GPU: mx.compile), the other kernel variant
-for reference, and a straightforward numpy implementation, in one run; ends with
-`speed-up: N.Nx` (numpy time / MLX time).
+`patterns`: the full 12,972 x 2,315 pattern table with our MLX kernel in every variant (device:
+the CPU, and the GPU when there is one; eager or mx.compile; chunks of 512 or 4,096 guesses), the
+whole table's partition counts (what opener entropies cost) by numpy bincount, MLX scatter-add
+on each device and one-hot sums on a GPU, and a straightforward numpy table, in one run; names
+what the package does here (`wordle math` in `scripts.doctor`) and the fastest variant, checks
+every result bit-identical, and ends with `speed-up: N.Nx` (numpy table / the package's MLX
+table). A variant projected from one slice to take over 20 s is reported, not run.
 
 `matmul`: a float32 1024x1024 matmul and one 128-token forward pass of the default model
 (float32 on the CPU) and a short greedy generation (tokens/s), each in a subprocess with the system OpenBLAS and one with MLX's bundled
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="update, sft: prompt format (compact); groups: default from the adapter's run")
     parser.add_argument("--examples", type=int, default=64, help="sft: examples")
     parser.add_argument("--batch-size", type=int, default=16, help="sft: batch size")
-    parser.add_argument("--json", default=None, metavar="FILE", help="all, update, sft, groups: write the figures as JSON")
+    parser.add_argument("--json", default=None, metavar="FILE", help="all, patterns, update, sft, groups: write the figures as JSON")
     parser.add_argument("--only", default=None, help="all: comma-separated subset, e.g. patterns,sft")
     parser.add_argument("--device", default=None, choices=["cpu", "gpu"],
                         help="all: run on this device (default: MLX's default; cpu on a GPU machine compares the two)")
@@ -124,12 +127,25 @@ def main(argv: list[str] | None = None) -> int:
     from wordle_mlx.benchmarks import benchmark_patterns
 
     r = benchmark_patterns(args.repeats)
-    print(f"pattern table {r['shape'][0]} x {r['shape'][1]} on {r['device']} (best of {args.repeats})")
-    print(f"mlx ({r['mlx_kernel']}): {r['mlx_s']:.2f} s (warm-up {r['mlx_warmup_s']:.2f} s, excluded)")
-    print(f"mlx ({r['mlx_other_kernel']}, for reference): {r['mlx_other_s']:.2f} s")
-    print(f"numpy        : {r['numpy_s']:.2f} s")
+    print(f"pattern table {r['shape'][0]} x {r['shape'][1]}, default device {r['device']} (best of {args.repeats}; "
+          f"warm-ups excluded)")
+    def took(c: dict) -> str:
+        return f"{c['seconds']:6.2f} s" if "seconds" in c else f"not run, projected {c['projected_s']:.0f} s"
+
+    for c in r["codes"]:
+        print(f"  codes {c['device']:3s} {c['kernel']:8s} chunk {c['chunk']:5d}: {took(c)}  (warm-up {c['warmup_s']:.2f} s)")
+    for c in r["counting"]:
+        print(f"  counts {c['method']:8s} on the {c['device']}: {took(c)}")
+    print(f"numpy table  : {r['numpy_s']:.2f} s")
+    print(f"package here : table {r['mlx_s']:.2f} s ({r['mlx_kernel']}), counts {r['counting_s']:.2f} s "
+          f"({r['counting_method']})")
+    fc, fn = r["fastest_codes"], r["fastest_counting"]
+    print(f"fastest      : table {fc.get('seconds', fc.get('projected_s')):.2f} s ({fc['kernel']} on the {fc['device']}, chunk {fc['chunk']}), "
+          f"counts {fn.get('seconds', fn.get('projected_s')):.2f} s ({fn['method']} on the {fn['device']})")
     print(f"bit-identical: {'yes' if r['identical'] else 'NO'}")
     print(f"speed-up: {r['speedup']:.1f}x")
+    if args.json:
+        _write_json(args.json, r)
     return 0 if r["identical"] else 1
 
 

@@ -30,6 +30,21 @@ def device_in_words(mx) -> str:
     return f"CPU backend: {why}"
 
 
+def wordle_math_in_words() -> str:
+    """Where pattern codes and partition counts run (`patterns.wordle_device`), and why."""
+    from wordle_mlx import patterns
+
+    device = patterns.wordle_device()  # a bad setting already stopped `run` with one line
+    counting = "numpy bincount" if device == "cpu" else "MLX scatter-add"
+    if os.environ.get(patterns.DEVICE_ENV, "").strip():
+        why = f"{patterns.DEVICE_ENV} is set"
+    elif device == "gpu":
+        why = "the default device is a Metal GPU"
+    else:
+        why = "the default everywhere but on a Metal GPU (a CUDA GPU measured far slower at this integer work)"
+    return f"{device.upper()}, counts by {counting}: {why}"
+
+
 def tf32_in_words() -> str:
     """float32 matmul precision on CUDA: MLX asks cuBLAS for TF32 (10-bit mantissa) unless MLX_ENABLE_TF32=0."""
     if os.environ.get("MLX_ENABLE_TF32", "1") == "0":
@@ -58,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [("platform", f"{platform.system()} {platform.machine()}, Python {platform.python_version()}"),
             ("mlx / mlx-lm", f"{mx.__version__} / {mlx_lm.__version__}"),
             ("device", device_in_words(mx)),
+            ("wordle math", wordle_math_in_words()),
             ("BLAS", blas.describe()),
             ("data home", str(patterns.data_home())),
             ("pattern table", "cached" if (patterns.data_home() / patterns.TABLE_FILE).exists()

@@ -149,6 +149,24 @@ class TestDoctor(unittest.TestCase):
         self.assertNotIn("…", proc.stdout)
         device = next(l for l in proc.stdout.splitlines() if l.strip().startswith("device"))
         self.assertRegex(device, r"(CPU|GPU)(,| backend).*(backend|Metal|CUDA)")  # which, and why
+        math = next(l for l in proc.stdout.splitlines() if l.strip().startswith("wordle math"))
+        self.assertRegex(math, r"(CPU|GPU), counts by .*: ")
+
+    def test_doctor_says_when_the_pattern_device_is_forced(self):
+        from unittest import mock
+
+        from scripts import doctor
+
+        with mock.patch.dict(os.environ, {"WORDLE_MLX_PATTERNS_DEVICE": "cpu"}):
+            self.assertEqual(doctor.wordle_math_in_words(), "CPU, counts by numpy bincount: WORDLE_MLX_PATTERNS_DEVICE is set")
+
+    def test_a_bad_pattern_device_setting_is_one_line_from_any_script(self):
+        env = {**os.environ, "WORDLE_MLX_PATTERNS_DEVICE": "tpu"}
+        for script in ("scripts.doctor", "scripts.calculate_word_entropy"):
+            proc = subprocess.run([sys.executable, "-m", script], cwd=ROOT, capture_output=True, text=True,
+                                  env=env, timeout=120)
+            self.assertEqual(proc.returncode, 2, script)
+            self.assertEqual(proc.stderr.strip(), "error: WORDLE_MLX_PATTERNS_DEVICE='tpu': expected cpu or gpu (or unset)")
 
     def test_doctor_names_cuda_and_its_float32_precision(self):
         from types import SimpleNamespace

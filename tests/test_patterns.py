@@ -108,6 +108,67 @@ class TestEntropy(unittest.TestCase):
         self.assertEqual(len(openers), 12972)
 
 
+class TestCountingMethods(unittest.TestCase):
+    def setUp(self):
+        rng = np.random.default_rng(5)
+        self.codes = rng.integers(0, 243, size=(300, 97)).astype(np.uint8)  # (G, C)
+        self.codes[:, :10] = 242  # heavy collisions in one bin
+        self.weights = rng.random(97).astype(np.float32)
+
+    def expected(self, weights=None):
+        out = np.zeros((300, 243))
+        for g, row in enumerate(self.codes):
+            np.add.at(out[g], row, 1.0 if weights is None else weights)
+        return out
+
+    def test_every_method_counts_each_pattern(self):
+        for method in patterns.COUNTING_METHODS:
+            got = np.array(patterns.partition_counts(self.codes, method=method, chunk=64))
+            self.assertEqual(got.dtype, np.float32, method)
+            np.testing.assert_array_equal(got, self.expected(), err_msg=method)
+
+    def test_every_method_sums_weights(self):
+        for method in patterns.COUNTING_METHODS:
+            got = np.array(patterns.partition_counts(self.codes, self.weights, method=method, chunk=64))
+            np.testing.assert_allclose(got, self.expected(self.weights), rtol=1e-5, atol=1e-5, err_msg=method)
+
+    def test_unknown_method_is_named(self):
+        with self.assertRaisesRegex(ValueError, "'sorted'.*bincount"):
+            patterns.partition_counts(self.codes, method="sorted")
+
+
+class TestWordleDevice(unittest.TestCase):
+    def device(self, env: str | None = None, default_gpu: bool = False, metal: bool = False) -> str:
+        import mlx.core as mx
+
+        environ = {k: v for k, v in os.environ.items() if k != patterns.DEVICE_ENV}
+        if env is not None:
+            environ[patterns.DEVICE_ENV] = env
+        with mock.patch.dict(os.environ, environ, clear=True), \
+                mock.patch.object(patterns.mx, "default_device", return_value=mx.gpu if default_gpu else mx.cpu), \
+                mock.patch.object(patterns.mx.metal, "is_available", return_value=metal):
+            return patterns.wordle_device()
+
+    def test_metal_gpu_keeps_the_work(self):
+        self.assertEqual(self.device(default_gpu=True, metal=True), "gpu")
+
+    def test_cuda_gpu_and_cpu_send_it_to_the_cpu(self):
+        self.assertEqual(self.device(default_gpu=True, metal=False), "cpu")
+        self.assertEqual(self.device(), "cpu")
+
+    def test_environment_forces_the_cpu(self):
+        self.assertEqual(self.device(" CPU ", default_gpu=True, metal=True), "cpu")
+
+    def test_bad_environment_value_is_named(self):
+        with self.assertRaisesRegex(ValueError, "WORDLE_MLX_PATTERNS_DEVICE='tpu': expected cpu or gpu"):
+            self.device("tpu")
+
+    @unittest.skipIf(__import__("mlx.core").core.is_available(__import__("mlx.core").core.gpu), "a GPU is here")
+    def test_forced_gpu_without_one_says_so(self):
+        with self.assertRaisesRegex(ValueError, "no GPU backend"):
+            self.device("gpu")
+
+
 class TestCandidatesFromTable(unittest.TestCase):
     def test_candidate_indices_match_the_scalar_filter(self):
         rng = random.Random(4)

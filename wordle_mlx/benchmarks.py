@@ -47,28 +47,83 @@ def _best_time(fn, repeats: int) -> tuple[float, object]:
     return best, result
 
 
-def benchmark_patterns(repeats: int = 2) -> dict:
-    """Time the full 12,972 x 2,315 table with MLX and numpy; check they are bit-identical."""
+def _devices() -> list[str]:
+    return ["cpu", "gpu"] if mx.is_available(mx.gpu) else ["cpu"]
+
+
+def benchmark_patterns(repeats: int = 2, chunks: tuple[int, ...] = (512, 4096), budget_s: float = 20.0) -> dict:
+    """The full 12,972 x 2,315 table and its opener entropies, every variant, on this machine.
+
+    Codes: device (cpu; gpu when there is one) x kernel (eager / mx.compile) x guess chunk, each
+    after one warm-up call of its own (mx.compile traces, a GPU JIT-builds), best of `repeats`.
+    Counting (the (12,972, 243) partition counts of the whole table, what opener entropies cost):
+    numpy bincount, MLX scatter-add on each device, one-hot sums on a GPU; best of at least 2.
+    `mlx_s` / `counting_s` are what the package does here by default (`patterns.wordle_device()`);
+    `numpy_s` is the plain numpy table; `identical` checks every variant against it. A variant
+    whose second call on a slice (after the warm-up) projects to more than `budget_s` for the
+    whole is not run ("projected_s" instead of "seconds"): a slow GPU path cannot stall `all`.
+    """
     g = patterns.encode_words(wordlists.allowed())
     a = patterns.encode_words(wordlists.answers())
-    on_gpu = mx.default_device() == mx.gpu
-    start = time.perf_counter()
-    mx.eval(patterns.pattern_codes(g[:1024], a, compiled=True))  # warm-up: mx.compile traces / JIT-builds
-    mx.eval(patterns.pattern_codes(g[:1024], a, compiled=False))
-    warmup = time.perf_counter() - start
-    mlx_s, mlx_table = _best_time(lambda: np.array(patterns.pattern_codes(g, a)), repeats)
-    other_s, other_table = _best_time(lambda: np.array(patterns.pattern_codes(g, a, compiled=not on_gpu)), 1)
     numpy_s, numpy_table = _best_time(lambda: pattern_codes_numpy(g, a), repeats)
+    identical = True
+    codes = []
+    for device in _devices():
+        for kernel in ("eager", "compiled"):
+            for chunk in chunks:
+                def run(n=len(g)):
+                    return np.array(patterns.pattern_codes(g[:n], a, chunk=chunk, compiled=kernel == "compiled",
+                                                           device=device))
+                entry = {"device": device, "kernel": kernel, "chunk": chunk}
+                entry["warmup_s"], _ = _best_time(lambda: run(chunk), 1)
+                probe_s, _ = _best_time(lambda: run(chunk), 1)
+                if probe_s * len(g) / chunk > budget_s:
+                    entry["projected_s"] = probe_s * len(g) / chunk
+                else:
+                    entry["seconds"], table = _best_time(run, repeats)
+                    identical &= bool(np.array_equal(table, numpy_table))
+                codes.append(entry)
+    counts_ref = None
+    counting = []
+    for method, device in [("bincount", "cpu")] + [(m, d) for d in _devices() for m in ("scatter", "onehot")
+                                                   if not (m == "onehot" and d == "cpu")]:
+        def count(rows=len(numpy_table)):
+            with mx.stream(mx.cpu if device == "cpu" else mx.gpu):
+                return np.array(patterns.partition_counts(numpy_table[:rows], method=method))
+        entry = {"method": method, "device": device}
+        count(1024)  # warm-up
+        probe_s, _ = _best_time(lambda: count(1024), 1)
+        if probe_s * len(numpy_table) / 1024 > budget_s:
+            entry["projected_s"] = probe_s * len(numpy_table) / 1024
+        else:
+            entry["seconds"], counts = _best_time(count, max(2, repeats))  # the first full call page-faults its buffers
+            counts_ref = counts if counts_ref is None else counts_ref
+            identical &= bool(np.array_equal(counts, counts_ref))
+        counting.append(entry)
+    device = patterns.wordle_device()
+    default_kernel = "compiled" if device == "gpu" else "eager"
+    default_method = "bincount" if device == "cpu" else "scatter"
+    def took(c: dict) -> float:
+        return c.get("seconds", c.get("projected_s"))
+
+    mlx_s = next(took(c) for c in codes if (c["device"], c["kernel"], c["chunk"]) == (device, default_kernel, 512))
+    counting_s = next(took(c) for c in counting if (c["method"], c["device"]) == (default_method, device))
+    fastest_codes = min(codes, key=took)
+    fastest_counting = min(counting, key=took)
     return {
-        "shape": list(mlx_table.shape),
+        "shape": list(numpy_table.shape),
         "device": str(mx.default_device()),
-        "mlx_warmup_s": warmup,
+        "wordle_device": device,
+        "mlx_kernel": f"{default_kernel} on the {device}, chunks of 512" + (", one CPU stream per core" if device == "cpu" else ""),
         "mlx_s": mlx_s,
-        "mlx_kernel": "compiled" if on_gpu else "eager, one CPU stream per core",
-        "mlx_other_kernel": "eager" if on_gpu else "mx.compile",
-        "mlx_other_s": other_s,
+        "counting_method": f"{default_method} on the {device}",
+        "counting_s": counting_s,
         "numpy_s": numpy_s,
-        "identical": bool(np.array_equal(mlx_table, numpy_table) and np.array_equal(mlx_table, other_table)),
+        "codes": codes,
+        "counting": counting,
+        "fastest_codes": fastest_codes,
+        "fastest_counting": fastest_counting,
+        "identical": identical,
         "speedup": numpy_s / mlx_s,
     }
 
@@ -518,8 +573,8 @@ def summary_line(name: str, entry: dict) -> str:
         return f"{name:10s} FAILED after {entry['seconds']:.1f} s: {entry['error']}"
     f = entry["figures"]
     head = {
-        "patterns": lambda: f"table {f['mlx_s']:.2f} s on {f['device']} ({f['mlx_kernel']}), numpy {f['numpy_s']:.2f} s, "
-                            f"identical {f['identical']}",
+        "patterns": lambda: f"table {f['mlx_s']:.2f} s ({f['mlx_kernel']}), counts {f['counting_s']:.2f} s "
+                            f"({f['counting_method']}), numpy table {f['numpy_s']:.2f} s, identical {f['identical']}",
         "rewards": lambda: f"{f['ms_per_group']:.1f} ms per group of {f['generations']}",
         "compute": lambda: f"matmul 1024^2 f32 {f['matmul_gflops']:.1f} GFLOP/s, decode {f['generation_tps']:.1f} tok/s",
         "rollout": lambda: f"{f['ours_tps']:.1f} generated tok/s batched vs {f['baseline_tps']:.1f} one by one",

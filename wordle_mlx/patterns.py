@@ -15,6 +15,12 @@ Every term is a (G, A) broadcast of a (G, 1) guess column against a (1, A) answe
 (G, A, 5, 5) tensor is ever materialised; guesses are processed in chunks of 512, which on the
 CPU are spread over one MLX stream per core (2 here) and on a GPU fused by `mx.compile`.
 
+Where this integer work runs (`wordle_device()`): on a Metal GPU when that is MLX's default
+device, on the CPU otherwise, CUDA included: an H100 run took 33 s on the GPU for the table that
+the 2-core CPU computes in 0.46 s, and did not finish the opener entropies in 90 s.
+`WORDLE_MLX_PATTERNS_DEVICE=cpu|gpu` forces either; `python -m scripts.benchmark patterns` times
+every variant (device, kernel, chunk, counting) on the machine at hand.
+
 The full table (12,972 allowed guesses x 2,315 answers, uint8, 30 MB) is computed once by
 `python -m scripts.calculate_word_entropy` and saved as `pattern_table.npy` (+ a `.json` sidecar
 with the word-list fingerprints) in `$WORDLE_MLX_HOME` (default `~/.cache/wordle_mlx`).
@@ -22,7 +28,11 @@ with the word-list fingerprints) in `$WORDLE_MLX_HOME` (default `~/.cache/wordle
 
 Entropy of a guess over candidates C with prior w (uniform by default):
     P_k = sum_{c in C, code(guess, c) = k} w_c / sum_{c in C} w_c,   H = -sum_k P_k log2 P_k
-Partition counts are a scatter-add of the (G, C) codes into (G, 243) bins.
+Partition counts put the (G, C) codes into (G, 243) bins, by one of three methods
+(`partition_counts(method=...)`): numpy's `bincount` of row * 243 + code (the CPU default:
+118 ms for the full table on this 2-core CPU against 696 ms for MLX's CPU scatter-add), an MLX
+scatter-add on the default device (the Metal GPU default), or one-hot comparisons summed per
+pattern (no scatter; many more operations, for GPUs whose scatter is slow).
 """
 
 from __future__ import annotations
@@ -94,19 +104,39 @@ def _as_letters(x) -> mx.array:
     return mx.array(encode_words(list(x)))
 
 
-def pattern_codes(guesses, answers, chunk: int = 512, compiled: bool | None = None) -> mx.array:
+DEVICE_ENV = "WORDLE_MLX_PATTERNS_DEVICE"
+
+
+def wordle_device() -> str:
+    """"cpu" or "gpu": where pattern codes and partition counts run by default (module docstring).
+
+    `WORDLE_MLX_PATTERNS_DEVICE=cpu|gpu` forces either; otherwise "gpu" only when MLX's default
+    device is a Metal GPU. Raises ValueError on another value, or "gpu" without a GPU backend.
+    """
+    forced = os.environ.get(DEVICE_ENV, "").strip().lower()
+    if forced not in ("", "cpu", "gpu"):
+        raise ValueError(f"{DEVICE_ENV}={forced!r}: expected cpu or gpu (or unset)")
+    if forced == "gpu" and not mx.is_available(mx.gpu):
+        raise ValueError(f"{DEVICE_ENV}=gpu: this MLX build has no GPU backend (python -m scripts.doctor says why)")
+    if forced:
+        return forced
+    return "gpu" if mx.default_device() == mx.gpu and mx.metal.is_available() else "cpu"
+
+
+def pattern_codes(guesses, answers, chunk: int = 512, compiled: bool | None = None,
+                  device: str | None = None) -> mx.array:
     """Pattern codes of every (guess, answer) pair -> (G, A) uint8 MLX array.
 
     `guesses` / `answers`: word lists, or (N, 5) letter arrays from `encode_words`.
-    On a GPU the kernel is fused with `mx.compile` and runs on the default stream. On the CPU,
-    where MLX runs each stream's ops on one thread and fusion measured no faster here, chunks
-    are spread over one CPU stream per core (up to 4) and the kernel runs eagerly.
-    `compiled` forces either choice of kernel.
+    `device` ("cpu" / "gpu", default `wordle_device()`): on a GPU the kernel is fused with
+    `mx.compile` and runs on the GPU's default stream. On the CPU, where MLX runs each stream's
+    ops on one thread and fusion measured no faster here, chunks are spread over one CPU stream
+    per core (up to 4) and the kernel runs eagerly. `compiled` forces either choice of kernel.
     """
     g, a = _as_letters(guesses), _as_letters(answers)
-    on_gpu = mx.default_device() == mx.gpu
+    on_gpu = (device or wordle_device()) == "gpu"
     kernel = _compiled_kernel if (on_gpu if compiled is None else compiled) else _codes_kernel
-    streams = [mx.default_stream(mx.default_device())] if on_gpu else _streams(max(1, min(os.cpu_count() or 1, 4)))
+    streams = [mx.default_stream(mx.gpu)] if on_gpu else _streams(max(1, min(os.cpu_count() or 1, 4)))
     parts = []
     for n, start in enumerate(range(0, g.shape[0], chunk)):
         with mx.stream(streams[n % len(streams)]):
@@ -114,7 +144,10 @@ def pattern_codes(guesses, answers, chunk: int = 512, compiled: bool | None = No
     mx.eval(parts)
     if not parts:
         return mx.zeros((0, a.shape[0]), dtype=mx.uint8)
-    return parts[0] if len(parts) == 1 else mx.concatenate(parts, axis=0)
+    if len(parts) == 1:
+        return parts[0]
+    with mx.stream(streams[0]):  # where the parts were made
+        return mx.concatenate(parts, axis=0)
 
 
 def compute_pattern_table() -> np.ndarray:
@@ -214,16 +247,41 @@ def candidate_indices(history: History, table: np.ndarray | None = None) -> np.n
     return np.flatnonzero(mask)
 
 
-def partition_counts(codes: mx.array, weights: mx.array | None = None) -> mx.array:
-    """(G, C) pattern codes -> (G, 243) float32 weight (default count) of candidates per pattern."""
+COUNTING_METHODS = ("bincount", "scatter", "onehot")
+
+
+def partition_counts(codes, weights=None, method: str | None = None, chunk: int = 256) -> mx.array:
+    """(G, C) pattern codes -> (G, 243) float32 weight (default count) of candidates per pattern.
+
+    `codes`, `weights` ((C,)): MLX or numpy arrays. `method` (module docstring): "bincount"
+    (numpy, CPU), "scatter" (MLX scatter-add on the default device) or "onehot" (MLX, `chunk`
+    guesses at a time); default "bincount" when `wordle_device()` is the CPU, else "scatter".
+    """
+    method = method or ("bincount" if wordle_device() == "cpu" else "scatter")
     n_guesses, n_cands = codes.shape
-    flat = (mx.arange(n_guesses, dtype=mx.int32)[:, None] * NUM_PATTERNS + codes.astype(mx.int32)).reshape(-1)
-    if weights is None:
-        values = mx.ones(flat.shape, dtype=mx.float32)
-    else:
-        values = mx.broadcast_to(weights.astype(mx.float32)[None, :], (n_guesses, n_cands)).reshape(-1)
-    bins = mx.zeros((n_guesses * NUM_PATTERNS,), dtype=mx.float32).at[flat].add(values)
-    return bins.reshape(n_guesses, NUM_PATTERNS)
+    if method == "bincount":
+        flat = (np.arange(n_guesses, dtype=np.int64)[:, None] * NUM_PATTERNS + np.asarray(codes)).reshape(-1)
+        w = None if weights is None else np.broadcast_to(np.asarray(weights, dtype=np.float64)[None, :],
+                                                         (n_guesses, n_cands)).reshape(-1)
+        counts = np.bincount(flat, weights=w, minlength=n_guesses * NUM_PATTERNS)  # int64, or float64 with weights
+        return mx.array(counts.astype(np.float32).reshape(n_guesses, NUM_PATTERNS))
+    codes = mx.array(codes) if isinstance(codes, np.ndarray) else codes
+    w = None if weights is None else mx.array(np.asarray(weights, dtype=np.float32)).astype(mx.float32)
+    if method == "scatter":
+        flat = (mx.arange(n_guesses, dtype=mx.int32)[:, None] * NUM_PATTERNS + codes.astype(mx.int32)).reshape(-1)
+        values = (mx.ones(flat.shape, dtype=mx.float32) if w is None
+                  else mx.broadcast_to(w[None, :], (n_guesses, n_cands)).reshape(-1))
+        bins = mx.zeros((n_guesses * NUM_PATTERNS,), dtype=mx.float32).at[flat].add(values)
+        return bins.reshape(n_guesses, NUM_PATTERNS)
+    if method == "onehot":
+        ks = mx.arange(NUM_PATTERNS, dtype=mx.uint8)[None, :, None]  # (1, 243, 1)
+        parts = []
+        for start in range(0, n_guesses, chunk):
+            hits = codes[start : start + chunk, None, :] == ks  # (c, 243, C) bool
+            parts.append(hits.sum(axis=2).astype(mx.float32) if w is None
+                         else (hits.astype(mx.float32) * w[None, None, :]).sum(axis=2))
+        return mx.concatenate(parts, axis=0) if parts else mx.zeros((0, NUM_PATTERNS), dtype=mx.float32)
+    raise ValueError(f"partition counting method {method!r}: expected one of {', '.join(COUNTING_METHODS)}")
 
 
 def entropy_from_counts(counts: mx.array) -> mx.array:
@@ -234,15 +292,15 @@ def entropy_from_counts(counts: mx.array) -> mx.array:
     return -plogp.sum(axis=1)
 
 
-def _codes_for(guesses: Sequence[str] | None, candidates: Sequence[str], table: np.ndarray | None) -> mx.array:
-    """(G, C) codes for guesses (None = all allowed) x candidates, from the table when possible."""
+def _codes_for(guesses: Sequence[str] | None, candidates: Sequence[str], table: np.ndarray | None):
+    """(G, C) codes for guesses (None = all allowed) x candidates: a numpy slice of the table when
+    every word is in it, else MLX's `pattern_codes`."""
     ans_index, allowed_index = wordlists.answer_index(), wordlists.allowed_index()
     cols = [ans_index.get(w) for w in candidates]
     rows = None if guesses is None else [allowed_index.get(w) for w in guesses]
     if all(c is not None for c in cols) and (rows is None or all(r is not None for r in rows)):
         table = load_pattern_table() if table is None else table
-        sub = table[:, cols] if rows is None else table[np.ix_(rows, cols)]
-        return mx.array(sub)
+        return table[:, cols] if rows is None else table[np.ix_(rows, cols)]
     return pattern_codes(wordlists.allowed() if guesses is None else guesses, candidates)
 
 
@@ -259,8 +317,7 @@ def guess_entropies(
     if len(candidates) == 0:
         raise ValueError("candidates: expected at least one candidate word")
     codes = _codes_for(guesses, [w.lower() for w in candidates], table)  # (G, C)
-    w = None if weights is None else mx.array(np.asarray(weights, dtype=np.float32))
-    return np.array(entropy_from_counts(partition_counts(codes, w)))
+    return np.array(entropy_from_counts(partition_counts(codes, weights)))
 
 
 def partition_sizes(
@@ -274,7 +331,7 @@ def partition_sizes(
 def compute_opener_entropies(table: np.ndarray | None = None) -> list[tuple[str, float]]:
     """(word, bits) for every allowed word over all answers (uniform prior), best first."""
     table = load_pattern_table() if table is None else table
-    bits = np.array(entropy_from_counts(partition_counts(mx.array(np.asarray(table)))))
+    bits = np.array(entropy_from_counts(partition_counts(np.asarray(table))))
     order = np.lexsort((np.arange(len(bits)), -bits))  # by bits desc, then alphabetical
     allowed = wordlists.allowed()
     return [(allowed[i], float(bits[i])) for i in order]
