@@ -29,6 +29,22 @@ class TestBenchmarkAll(unittest.TestCase):
         self.assertIn("FAILED", benchmarks.summary_line("rewards", r["benchmarks"]["rewards"]))
         self.assertIn("numpy", benchmarks.summary_line("patterns", patterns))
 
+    def test_patterns_times_every_variant_and_skips_one_over_its_budget(self):
+        from wordle_mlx import words
+
+        with mock.patch.object(benchmarks.wordlists, "allowed", return_value=words.allowed()[:700]), \
+                mock.patch.object(benchmarks.wordlists, "answers", return_value=words.answers()[:90]):
+            timed = benchmarks.benchmark_patterns(1, chunks=(256,))
+            skipped = benchmarks.benchmark_patterns(1, chunks=(256,), budget_s=0.0)
+        self.assertEqual([(c["kernel"], c["chunk"]) for c in timed["codes"] if c["device"] == "cpu"],
+                         [("eager", 512), ("eager", 256), ("compiled", 512), ("compiled", 256)])
+        self.assertTrue(all("seconds" in c for c in timed["codes"] + timed["counting"]))
+        self.assertEqual({c["method"] for c in timed["counting"] if c["device"] == "cpu"}, {"bincount", "scatter"})
+        self.assertTrue(timed["identical"])
+        self.assertEqual(timed["shape"], [700, 90])
+        self.assertFalse(any("seconds" in c for c in skipped["codes"] + skipped["counting"]))
+        self.assertGreater(skipped["mlx_s"], 0.0)  # the projection stands in for the default's time
+
     def test_cli_writes_one_json_file(self):
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "bench.json"

@@ -123,7 +123,10 @@ def wordle_device() -> str:
     return "gpu" if mx.default_device() == mx.gpu and mx.metal.is_available() else "cpu"
 
 
-def pattern_codes(guesses, answers, chunk: int = 512, compiled: bool | None = None,
+CHUNK = 512  # guesses per kernel call
+
+
+def pattern_codes(guesses, answers, chunk: int = CHUNK, compiled: bool | None = None,
                   device: str | None = None) -> mx.array:
     """Pattern codes of every (guess, answer) pair -> (G, A) uint8 MLX array.
 
