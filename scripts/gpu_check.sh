@@ -16,6 +16,11 @@ mkdir -p "$OUT"
 { date -u; nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null; $PY -m scripts.doctor; } \
   > "$OUT/machine.txt" 2>&1
 cat "$OUT/machine.txt"
+# bench DEVICE JSON LOG SECONDS [--only ...]: python -m scripts.benchmark all on DEVICE, figures and log in $OUT
+bench() {
+  local device=$1 json=$2 log=$3 seconds=$4; shift 4
+  timeout "$seconds" $PY -m scripts.benchmark all "$@" --device "$device" --json "$OUT/$json" 2>&1 | tee "$OUT/$log"
+}
 case "${1:-}" in
   quick)
     # The five tests that failed on the H100 (precision, memory estimate) and the suites changed for it since.
@@ -25,16 +30,12 @@ case "${1:-}" in
       tests.test_grpo.TestBatchedSampling.test_forked_batched_rollout_matches_per_row_teacher_forcing \
       tests.test_patterns tests.test_cli.TestDoctor > "$OUT/quick-tests.log" 2>&1
     echo "quick tests rc=$?"; grep -E "^(FAIL|ERROR):" "$OUT/quick-tests.log"; tail -n 3 "$OUT/quick-tests.log"
-    for device in gpu cpu; do
-      timeout "${BENCH_S:-150}" $PY -m scripts.benchmark all --only patterns,sft --device "$device" \
-        --json "$OUT/quick-$device.json" 2>&1 | tee "$OUT/quick-bench-$device.log"
-    done ;;
+    for device in gpu cpu; do bench "$device" "quick-$device.json" "quick-bench-$device.log" "${BENCH_S:-150}" --only patterns,sft; done ;;
   tests)
     PYTHONUNBUFFERED=1 timeout "${LIMIT_S:-540}" $PY -m pytest -q -n "${WORKERS:-8}" tests \
       --junitxml="$OUT/tests.xml" > "$OUT/tests.log" 2>&1
     echo "tests rc=$?"; grep -E "^(FAILED|ERROR)" "$OUT/tests.log"; tail -n 3 "$OUT/tests.log" ;;
   bench-gpu|bench-cpu)
     device=${1#bench-}
-    timeout "${LIMIT_S:-540}" $PY -m scripts.benchmark all --device "$device" --json "$OUT/benchmarks-$device.json" \
-      2>&1 | tee "$OUT/bench-$device.log" ;;
+    bench "$device" "benchmarks-$device.json" "bench-$device.log" "${LIMIT_S:-540}" ;;
 esac
