@@ -74,7 +74,7 @@ def _environment_error() -> int:
     """2 after one line when a WORDLE_MLX_* setting in the environment is unusable, else 0."""
     if not os.environ.get("WORDLE_MLX_PATTERNS_DEVICE"):
         return 0
-    from wordle_mlx import patterns
+    from wordle_mlx.wordle import patterns
 
     try:
         patterns.wordle_device()

@@ -152,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
 def rollout_benchmark(config: str, overrides: list[str]) -> int:
     from wordle_mlx.benchmarks import benchmark_rollout, benchmark_train_step
     from wordle_mlx.config import ConfigError
-    from wordle_mlx.models import ModelLoadError
-    from wordle_mlx.train_rl import TrainingError
+    from wordle_mlx.model.models import ModelLoadError
+    from wordle_mlx.train.train_rl import TrainingError
 
     r = benchmark_rollout()
     print(f"trainer rollout : {r['rows']} rows, {r['ours_tokens']} tokens in {r['ours_s']:.1f} s "

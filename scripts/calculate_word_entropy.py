@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
-from wordle_mlx import patterns
+from wordle_mlx.wordle import patterns
 from scripts import run
 
 

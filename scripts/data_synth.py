@@ -32,7 +32,8 @@ import sys
 from pathlib import Path
 
 import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
-from wordle_mlx import prompts, synth
+from wordle_mlx.play import prompts
+from wordle_mlx.train import synth
 from scripts import run
 
 
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_from_games(parser: argparse.ArgumentParser, args) -> int:
-    from wordle_mlx import words
+    from wordle_mlx.wordle import words
 
     if args.mode != "sft":
         parser.error("--from-games: SFT records from a model's games, expected --mode sft")
@@ -146,7 +147,8 @@ def run_from_games(parser: argparse.ArgumentParser, args) -> int:
 def run_teacher(parser: argparse.ArgumentParser, args) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from wordle_mlx import endpoint, teacher
+    from wordle_mlx.play import endpoint
+    from wordle_mlx.train import teacher
 
     if args.mode != "sft" or not (args.teacher_endpoint and args.teacher_model):
         parser.error("teacher traces: use --mode sft with both --teacher-endpoint URL and --teacher-model NAME")

@@ -32,7 +32,7 @@ def device_in_words(mx) -> str:
 
 def wordle_math_in_words() -> str:
     """Where pattern codes and partition counts run (`patterns.wordle_device`), and why."""
-    from wordle_mlx import patterns
+    from wordle_mlx.wordle import patterns
 
     device = patterns.wordle_device()  # a bad setting already stopped `run` with one line
     counting = "numpy bincount" if device == "cpu" else "MLX scatter-add"
@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     import mlx.core as mx
     import mlx_lm
 
-    from wordle_mlx import blas, models, patterns
+    from wordle_mlx.model import blas, models
+    from wordle_mlx.wordle import patterns
 
     if args.fetch_model:
         try:

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=None, help="JSON/YAML run config (default: built-in defaults)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, repeatable")
     args = parser.parse_args(argv)
-    from wordle_mlx import memory, models
+    from wordle_mlx.model import memory, models
 
     try:
         config = load_config(args.config, args.set)

@@ -20,9 +20,10 @@ import sys
 from pathlib import Path
 
 import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
-from wordle_mlx import evaluate, prompts, solvers
-from wordle_mlx.endpoint import EndpointError
-from wordle_mlx import words as wordlists
+from wordle_mlx.play import evaluate, prompts
+from wordle_mlx.wordle import solvers
+from wordle_mlx.play.endpoint import EndpointError
+from wordle_mlx.wordle import words as wordlists
 from scripts import run
 
 
@@ -92,22 +93,22 @@ def main(argv: list[str] | None = None) -> int:
 
     secrets = wordlists.sample_split(args.split, args.n, args.seed)
     if args.model:
-        from wordle_mlx import models
-        from wordle_mlx.policy import ModelPolicy
+        from wordle_mlx.model import models
+        from wordle_mlx.play.policy import ModelPolicy
 
         try:
             model, tokenizer = models.load_model(args.model, adapter_path=args.adapter)
         except models.ModelLoadError as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
-        from wordle_mlx.policy import run_answer_settings
+        from wordle_mlx.play.policy import run_answer_settings
 
         trained = run_answer_settings(args.adapter)
         fmt = args.format or trained.get("prompt_format", "plain")
         think = not args.no_think and trained.get("think", True)
         processors = None
         if args.guided:
-            from wordle_mlx.guided import AllowedWordsProcessor
+            from wordle_mlx.play.guided import AllowedWordsProcessor
 
             processors = [AllowedWordsProcessor(tokenizer)]
         label = args.label or (args.model + (f" + {Path(args.adapter).parent.name or args.adapter}" if args.adapter else ""))
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         meta = {"model": args.model, "adapter": args.adapter, "max_tokens": args.max_tokens, "format": fmt,
                 "think": think, "guided": args.guided, "training_minutes": evaluate.training_minutes(args.adapter)}
     elif args.endpoint:
-        from wordle_mlx import endpoint
+        from wordle_mlx.play import endpoint
 
         try:
             client = endpoint.ChatClient(args.endpoint, args.endpoint_model, endpoint.api_key_from_env(args.api_key_env),

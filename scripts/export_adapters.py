@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16")
     args = parser.parse_args(argv)
 
-    from wordle_mlx import lora
-    from wordle_mlx.policy import run_answer_settings
+    from wordle_mlx.model import lora
+    from wordle_mlx.play.policy import run_answer_settings
 
     settings = run_answer_settings(args.adapter)
     if not settings:

@@ -13,7 +13,7 @@ import argparse
 import sys
 
 import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
-from wordle_mlx import models
+from wordle_mlx.model import models
 from scripts import run
 
 

@@ -10,7 +10,7 @@ import sys
 import time
 
 import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
-from wordle_mlx import gguf
+from wordle_mlx.model import gguf
 from scripts import run
 
 

@@ -11,9 +11,9 @@ import random
 import sys
 
 import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
-from wordle_mlx import prompts
-from wordle_mlx import words as wordlists
-from wordle_mlx.game import GameState
+from wordle_mlx.play import prompts
+from wordle_mlx.wordle import words as wordlists
+from wordle_mlx.wordle.game import GameState
 from scripts import run
 
 _STYLE = {"G": "bold white on green", "Y": "bold black on yellow", "X": "bold white on grey35"}
@@ -59,15 +59,15 @@ def main(argv: list[str] | None = None) -> int:
             attempts += 1
             console.print(tiles(guess, state.turns[-1].feedback))
     else:
-        from wordle_mlx import models
-        from wordle_mlx.policy import ModelPolicy
+        from wordle_mlx.model import models
+        from wordle_mlx.play.policy import ModelPolicy
 
         try:
             model, tokenizer = models.load_model(args.model, adapter_path=args.adapter)
         except models.ModelLoadError as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
-        from wordle_mlx.policy import run_answer_settings
+        from wordle_mlx.play.policy import run_answer_settings
 
         trained = run_answer_settings(args.adapter)
         policy = ModelPolicy(model, tokenizer, args.format or trained.get("prompt_format", "plain"), args.temperature,

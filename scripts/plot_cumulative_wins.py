@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             out = args.out or args.eval[0].with_name("histogram.png")
             print(f"wrote {plots.plot_histograms(reports, out, args.title)}")
         if args.study:
-            from wordle_mlx.evaluate import training_minutes
+            from wordle_mlx.play.evaluate import training_minutes
 
             reports = []
             for p in args.study:

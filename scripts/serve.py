@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dequantize", default="auto", help="for built-in names and .gguf files (default auto)")
     args, rest = parser.parse_known_args(argv)
 
-    from wordle_mlx import models
+    from wordle_mlx.model import models
 
     try:
         model = models.resolve_model_path(args.model or models.DEFAULT_MODEL, args.dequantize)

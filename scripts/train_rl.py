@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.config and not args.resume:
         parser.error("--config: required (or --resume RUN_DIR)")
-    from wordle_mlx import models, train_rl
+    from wordle_mlx.model import models
+    from wordle_mlx.train import train_rl
 
     try:
         config = load_config(args.config, args.set) if args.config else load_config(None)

@@ -19,7 +19,8 @@ import numpy as np  # noqa: E402
 from mlx.utils import tree_flatten  # noqa: E402
 
 from tests.test_train_rl import varied_score_group  # noqa: E402
-from wordle_mlx import distributed, grpo, lora, models, rewards, runs  # noqa: E402
+from wordle_mlx.model import lora, models
+from wordle_mlx.train import distributed, grpo, rewards, runs  # noqa: E402
 from wordle_mlx.config import load_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +74,7 @@ def train(out: Path, logs: str, interrupt_at: int | None = None) -> None:
     name = "dist" if interrupt_at is None else "dist-resumed"
     config = load_config(ROOT / "config" / "tiny_test.json",
                          [f"logging.logs_dir={logs}", f"logging.run_name={name}", "training.steps=2"])
-    from wordle_mlx import train_rl
+    from wordle_mlx.train import train_rl
 
     real_play = train_rl.play_step
     calls = {"n": 0}
@@ -111,8 +112,8 @@ def sft(out: Path, logs: str) -> None:
                          [f"logging.logs_dir={logs}", "logging.run_name=dist-sft", "sft.num_examples=12",
                           "sft.num_valid=4", "sft.iters=3", "sft.batch_size=2", "sft.learning_rate=1e-3",
                           "sft.eval_every=3", "sft.checkpoint_every=3", "sft.max_seq_tokens=1024"])
-    from wordle_mlx import sft as sft_module
-    from wordle_mlx import train_rl
+    from wordle_mlx.train import sft as sft_module
+    from wordle_mlx.train import train_rl
 
     holder = {}
     real = train_rl.load_policy_model

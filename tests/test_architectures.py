@@ -17,10 +17,12 @@ import numpy as np
 from mlx.utils import tree_flatten
 
 from tests.test_logprobs import lora_model, random_groups
-from wordle_mlx import grpo, logprobs, lora, models, rollout
-from wordle_mlx.game import GameState
-from wordle_mlx.prompts import build_messages
-from wordle_mlx.tiny import MODEL_NAMES, make_model, model_config
+from wordle_mlx.model import lora, models
+from wordle_mlx.play import rollout
+from wordle_mlx.train import grpo, logprobs
+from wordle_mlx.wordle.game import GameState
+from wordle_mlx.play.prompts import build_messages
+from wordle_mlx.model.tiny import MODEL_NAMES, make_model, model_config
 
 X = mx.array([[5, 17, 40, 99, 3, 7, 11, 12, 13, 14, 15, 16, 17, 18]])  # longer than Gemma's window
 

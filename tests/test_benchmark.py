@@ -30,7 +30,7 @@ class TestBenchmarkAll(unittest.TestCase):
         self.assertIn("numpy", benchmarks.summary_line("patterns", patterns))
 
     def test_patterns_times_every_variant_and_skips_one_over_its_budget(self):
-        from wordle_mlx import words
+        from wordle_mlx.wordle import words
 
         with mock.patch.object(benchmarks.wordlists, "allowed", return_value=words.allowed()[:700]), \
                 mock.patch.object(benchmarks.wordlists, "answers", return_value=words.answers()[:90]):

@@ -3,9 +3,9 @@ import subprocess
 import sys
 import unittest
 
-from wordle_mlx import blas
+from wordle_mlx.model import blas
 
-PROBE = "import wordle_mlx, mlx.core as mx; from wordle_mlx import blas; print(blas.loaded_path)"
+PROBE = "import wordle_mlx, mlx.core as mx; from wordle_mlx.model import blas; print(blas.loaded_path)"
 
 
 def probe(env_value):

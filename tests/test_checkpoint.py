@@ -11,7 +11,7 @@ from unittest import mock
 import mlx.core as mx
 import numpy as np
 
-from wordle_mlx import checkpoint, rewards, runs, sft, train_rl
+from wordle_mlx.train import checkpoint, rewards, runs, sft, train_rl
 from wordle_mlx.config import load_config
 
 from tests.test_sft import tiny_sft_config
@@ -34,7 +34,8 @@ def save_operations() -> list[str]:
 
 
 def _tiny_model_and_optimizer():
-    from wordle_mlx import grpo, lora, models
+    from wordle_mlx.model import lora, models
+    from wordle_mlx.train import grpo
 
     model, _ = models.load_model(models.TINY_MODEL)
     lora.apply_lora(model, lora.LoraSettings(rank=2, alpha=4))
@@ -169,7 +170,7 @@ class TestNoDebris(unittest.TestCase):
     """Bad model settings fail before any run directory is left behind (GRPO and SFT, default timestamp names)."""
 
     def test_unknown_model_and_broken_gguf_leave_no_run_directory(self):
-        from wordle_mlx import models
+        from wordle_mlx.model import models
 
         with tempfile.TemporaryDirectory() as tmp:
             bad = Path(tmp) / "broken.gguf"

@@ -137,7 +137,7 @@ class TestDoctor(unittest.TestCase):
     def test_the_blas_path_is_never_cut(self):
         import os
 
-        from wordle_mlx import blas
+        from wordle_mlx.model import blas
 
         env = {**os.environ, "COLUMNS": "50"}
         proc = subprocess.run([sys.executable, "-m", "scripts.doctor"], cwd=ROOT, capture_output=True, text=True,

@@ -70,7 +70,7 @@ class TestConfig(unittest.TestCase):
 
 class TestShippedConfigs(unittest.TestCase):
     def test_every_config_in_the_repo_loads(self):
-        from wordle_mlx import models
+        from wordle_mlx.model import models
 
         root = Path(__file__).resolve().parents[1] / "config"
         files = [f for pattern in ("*.json", "study/*.json", "history/*.json") for f in sorted(root.glob(pattern))]

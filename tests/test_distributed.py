@@ -10,7 +10,7 @@ from pathlib import Path
 
 import mlx.core as mx
 
-from wordle_mlx import distributed
+from wordle_mlx.train import distributed
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = Path(sys.executable).parent / "mlx.launch"

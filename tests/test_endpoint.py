@@ -15,8 +15,10 @@ import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from wordle_mlx import endpoint, evaluate, solvers, teacher
-from wordle_mlx.game import GameState, Turn, is_consistent
+from wordle_mlx.play import endpoint, evaluate
+from wordle_mlx.train import teacher
+from wordle_mlx.wordle import solvers
+from wordle_mlx.wordle.game import GameState, Turn, is_consistent
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,7 +157,7 @@ class TestChatClient(unittest.TestCase):
         self.assertEqual(report["invalid_reasons"], {"no_guess_tag": 6})
 
     def test_requests_carry_the_trainers_messages(self):
-        from wordle_mlx.prompts import build_messages
+        from wordle_mlx.play.prompts import build_messages
 
         seen = []
         server = self.serve(lambda body, n: (seen.append(body), ok("<think>x</think>\n<guess>CRANE</guess>"))[1])

@@ -11,9 +11,10 @@ import unittest
 import urllib.request
 from pathlib import Path
 
-from wordle_mlx import blas, evaluate, models
-from wordle_mlx.endpoint import ChatClient, EndpointPolicy
-from wordle_mlx.policy import ModelPolicy
+from wordle_mlx.model import blas, models
+from wordle_mlx.play import evaluate
+from wordle_mlx.play.endpoint import ChatClient, EndpointPolicy
+from wordle_mlx.play.policy import ModelPolicy
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,8 +5,8 @@ import tempfile
 import unittest
 from pathlib import Path
 
-from wordle_mlx import evaluate
-from wordle_mlx.solvers import Policy
+from wordle_mlx.play import evaluate
+from wordle_mlx.wordle.solvers import Policy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,8 +74,8 @@ class TestProgress(unittest.TestCase):
         self.assertEqual(seen[-1], (18, 3, 1))
 
     def test_a_model_moves_the_bar_within_its_batch(self):
-        from wordle_mlx import models
-        from wordle_mlx.policy import ModelPolicy
+        from wordle_mlx.model import models
+        from wordle_mlx.play.policy import ModelPolicy
 
         model, tokenizer = models.load_model(models.TINY_MODEL)
         policy = ModelPolicy(model, tokenizer, "compact", max_tokens=6)

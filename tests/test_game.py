@@ -5,8 +5,8 @@ import sys
 import unittest
 from pathlib import Path
 
-from wordle_mlx import words
-from wordle_mlx.game import (
+from wordle_mlx.wordle import words
+from wordle_mlx.wordle.game import (
     GameOver,
     GameState,
     InvalidGuess,
@@ -203,7 +203,7 @@ class TestCandidates(unittest.TestCase):
 
 class TestPurity(unittest.TestCase):
     def test_pure_modules_do_not_import_mlx(self):
-        code = "import sys, wordle_mlx.game, wordle_mlx.words; print('mlx' in sys.modules)"
+        code = "import sys, wordle_mlx.wordle.game, wordle_mlx.wordle.words; print('mlx' in sys.modules)"
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         self.assertEqual(out.stdout.strip(), "False")
 

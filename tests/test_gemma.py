@@ -14,8 +14,10 @@ import unittest
 import mlx.core as mx
 import numpy as np
 
-from wordle_mlx import ggml, grpo, models, prompts, rollout, synth
-from wordle_mlx import words as wordlists
+from wordle_mlx.model import ggml, models
+from wordle_mlx.play import prompts, rollout
+from wordle_mlx.train import grpo, synth
+from wordle_mlx.wordle import words as wordlists
 
 NAME = "gemma3-270m"
 
@@ -121,7 +123,7 @@ class TestGemma(unittest.TestCase):
         self.assertTrue(text.endswith("<end_of_turn>\n<start_of_turn>model\n"), text[-50:])
 
     def test_lora_fuses_exactly(self):
-        from wordle_mlx import lora
+        from wordle_mlx.model import lora
 
         model, _ = models.load_model(NAME)  # a fresh copy: the class's model stays without adapters
         mx.random.seed(0)

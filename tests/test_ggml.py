@@ -1,4 +1,4 @@
-"""wordle_mlx.ggml against an independent reader: the `gguf` package (llama.cpp's gguf-py, test-only).
+"""wordle_mlx.model.ggml against an independent reader: the `gguf` package (llama.cpp's gguf-py, test-only).
 
 Every GGML type the reader knows is dequantized from random blocks (sane float16 scales, random
 quants) and compared with gguf-py's numpy dequantization; GGUF files written by gguf-py's writer
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wordle_mlx import ggml
+from wordle_mlx.model import ggml
 
 try:
     import gguf

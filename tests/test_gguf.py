@@ -9,7 +9,7 @@ import mlx.core as mx
 import mlx_lm
 
 from tests.tiny import tiny_model, tiny_model_dir, write_tiny_gguf
-from wordle_mlx import gguf
+from wordle_mlx.model import gguf
 
 
 class TestGGUFImport(unittest.TestCase):
@@ -129,7 +129,7 @@ class TestGGUFErrors(unittest.TestCase):
         self.assertIn(gguf.check_header(src), gguf.GGUF_VERSIONS)
 
     def test_model_loader_says_not_gguf_before_converting(self):
-        from wordle_mlx import models
+        from wordle_mlx.model import models
 
         bad = self.dir / "random.gguf"
         bad.write_bytes(os.urandom(1024))

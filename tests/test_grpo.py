@@ -5,7 +5,9 @@ import numpy as np
 from mlx.utils import tree_flatten
 
 from tests.tiny import tiny_model
-from wordle_mlx import grpo, lora, models, rollout
+from wordle_mlx.model import lora, models
+from wordle_mlx.play import rollout
+from wordle_mlx.train import grpo
 
 PROMPT = [1, 120, 118, 104, 117, 13, 107, 108, 2, 13, 1, 100]
 

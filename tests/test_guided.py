@@ -1,7 +1,9 @@
 import unittest
 
-from wordle_mlx import models, rollout, words
-from wordle_mlx.guided import AllowedWordsProcessor
+from wordle_mlx.model import models
+from wordle_mlx.play import rollout
+from wordle_mlx.wordle import words
+from wordle_mlx.play.guided import AllowedWordsProcessor
 
 
 class TestAllowedWordsProcessor(unittest.TestCase):
@@ -53,7 +55,7 @@ if __name__ == "__main__":
 
 class TestWordGuessStyle(unittest.TestCase):
     def test_lowercase_word_tokens_with_a_leading_space(self):
-        from wordle_mlx import models as m
+        from wordle_mlx.model import models as m
 
         _, tokenizer = m.load_model(m.TINY_MODEL)
         processor = AllowedWordsProcessor(tokenizer)

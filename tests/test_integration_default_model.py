@@ -12,8 +12,9 @@ from pathlib import Path
 import mlx.core as mx
 from mlx_lm import generate
 
-from wordle_mlx import lora, models, prompts
-from wordle_mlx.game import GameState
+from wordle_mlx.model import lora, models
+from wordle_mlx.play import prompts
+from wordle_mlx.wordle.game import GameState
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -81,13 +82,14 @@ class TestShippedAdapters(unittest.TestCase):
         weights = self.ADAPTERS / "adapters.safetensors"
         self.assertLessEqual(weights.stat().st_size, 12 * 2**20)
         self.assertTrue(all(v.dtype == mx.float16 for v in mx.load(str(weights)).values()))
-        from wordle_mlx.policy import run_answer_settings
+        from wordle_mlx.play.policy import run_answer_settings
 
         self.assertEqual(run_answer_settings(self.ADAPTERS), {"prompt_format": "compact", "think": False})
 
     def test_it_plays(self):
-        from wordle_mlx import evaluate, words
-        from wordle_mlx.policy import ModelPolicy
+        from wordle_mlx.play import evaluate
+        from wordle_mlx.wordle import words
+        from wordle_mlx.play.policy import ModelPolicy
 
         model, tokenizer = models.load_model(models.DEFAULT_MODEL, adapter_path=self.ADAPTERS)
         secrets = words.sample_split("eval", 20, seed=1)

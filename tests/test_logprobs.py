@@ -1,4 +1,4 @@
-"""The shared-prompt, completion-only paths (wordle_mlx.logprobs) equal the reference paths.
+"""The shared-prompt, completion-only paths (wordle_mlx.train.logprobs) equal the reference paths.
 
 GRPO: loss, KL, clip fraction and every LoRA gradient of `grpo.update` with `shared_prompt` on
 and off, float32, over groups with different prompt and completion lengths (so rows are padded),
@@ -17,10 +17,12 @@ import numpy as np
 from mlx.utils import tree_flatten
 
 from tests.tiny import tiny_model
-from wordle_mlx import grpo, logprobs, lora, models, rollout, sft, train_rl
+from wordle_mlx.model import lora, models
+from wordle_mlx.play import rollout
+from wordle_mlx.train import grpo, logprobs, sft, train_rl
 from wordle_mlx.config import load_config
-from wordle_mlx.prompts import build_messages
-from wordle_mlx.game import GameState
+from wordle_mlx.play.prompts import build_messages
+from wordle_mlx.wordle.game import GameState
 
 
 def lora_model(model, seed: int = 1, scale: float = 0.02):

@@ -11,7 +11,7 @@ import mlx_lm
 from mlx.utils import tree_flatten
 
 from tests.tiny import tiny_model, tiny_model_dir
-from wordle_mlx import lora
+from wordle_mlx.model import lora
 
 X = mx.array([[5, 17, 40, 99, 3, 7]])
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,7 +133,7 @@ class TestSaveLoadFuse(unittest.TestCase):
         self.assertTrue(all(v.dtype == mx.float16 for v in weights.values()))
         self.assertLess((out / "adapters.safetensors").stat().st_size,
                         0.6 * (self.adapter_dir / "adapters.safetensors").stat().st_size)
-        from wordle_mlx.policy import run_answer_settings
+        from wordle_mlx.play.policy import run_answer_settings
 
         self.assertEqual(run_answer_settings(out), {"prompt_format": "compact", "think": False})  # no run beside it
         model, _ = mlx_lm.load(str(self.model_dir), adapter_path=str(out))

@@ -11,7 +11,7 @@ import numpy as np
 from mlx_lm.models.cache import make_prompt_cache
 
 from tests.tiny import tiny_model, tiny_model_dir
-from wordle_mlx import lora, memory
+from wordle_mlx.model import lora, memory
 from wordle_mlx.config import Config, load_config
 
 
@@ -90,7 +90,7 @@ class TestMemoryEstimate(unittest.TestCase):
             self.assertLess(measured / estimate, 1.4, (batch, length, measured, estimate))
 
     def test_shared_prompt_activations_within_25_percent_of_measured_peak(self):
-        from wordle_mlx import grpo, logprobs
+        from wordle_mlx.train import grpo, logprobs
 
         for batch, prompt, completion in [(4, 64, 16), (8, 128, 32), (8, 100, 10)]:
             model = tiny_model(layers=2, hidden=128, heads=4, kv_heads=2, intermediate=256)

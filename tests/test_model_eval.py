@@ -5,9 +5,11 @@ import tempfile
 import unittest
 from pathlib import Path
 
-from wordle_mlx import evaluate, models, plots
-from wordle_mlx.policy import ModelPolicy
-from wordle_mlx.solvers import Policy
+from wordle_mlx import plots
+from wordle_mlx.model import models
+from wordle_mlx.play import evaluate
+from wordle_mlx.play.policy import ModelPolicy
+from wordle_mlx.wordle.solvers import Policy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +23,7 @@ class CannedModelPolicy(Policy):
         self.rounds, self.calls = rounds, 0
 
     def guess_batch(self, histories):
-        from wordle_mlx.prompts import parse_completion
+        from wordle_mlx.play.prompts import parse_completion
 
         texts = [self.rounds[min(self.calls, len(self.rounds) - 1)]] * len(histories)
         self.calls += 1
@@ -110,7 +112,7 @@ class TestPlots(unittest.TestCase):
             self.assertGreater(b.stat().st_size, 5000)
 
     def test_training_figure_axes_read_right(self):
-        from wordle_mlx import rewards
+        from wordle_mlx.train import rewards
 
         metrics = [{"step": i, "cumulative_wins": 0, "win_rate": 0.0, "reward_mean": -1.0, "skipped_group_fraction": 0.5,
                     "loss": 0.01, "grad_norm": 0.5, "elapsed_s": 90.0 * i,

@@ -8,7 +8,7 @@ from unittest import mock
 import mlx.core as mx
 
 from tests.tiny import tiny_model_dir, write_tiny_gguf, tiny_model
-from wordle_mlx import models
+from wordle_mlx.model import models
 
 
 class TestResolve(unittest.TestCase):

@@ -13,8 +13,8 @@ from unittest import mock
 
 import numpy as np
 
-from wordle_mlx import patterns, words
-from wordle_mlx.game import Turn, feedback, feedback_code, filter_candidates
+from wordle_mlx.wordle import patterns, words
+from wordle_mlx.wordle.game import Turn, feedback, feedback_code, filter_candidates
 
 
 def scalar_codes(guesses, answers):

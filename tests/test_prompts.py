@@ -1,7 +1,7 @@
 import unittest
 
-from wordle_mlx.game import GameState
-from wordle_mlx.prompts import (FORMATS, GUESS_STYLES, SYSTEM_PROMPT, build_messages, format_completion, guess_text,
+from wordle_mlx.wordle.game import GameState
+from wordle_mlx.play.prompts import (FORMATS, GUESS_STYLES, SYSTEM_PROMPT, build_messages, format_completion, guess_text,
                                  parse_completion, render_state)
 
 # HELLO after LLAMA (L yellow twice) and LOLLY (first L gray, two L green): repeated letters in both directions
@@ -116,8 +116,8 @@ if __name__ == "__main__":
 
 class TestCompactFormat(unittest.TestCase):
     def test_compact_states_pattern_has_and_not(self):
-        from wordle_mlx.game import GameState
-        from wordle_mlx.prompts import COMPACT_SYSTEM_PROMPT
+        from wordle_mlx.wordle.game import GameState
+        from wordle_mlx.play.prompts import COMPACT_SYSTEM_PROMPT
 
         turns = GameState("store").play("crane").play("slate").turns
         self.assertEqual(render_state(turns, "compact"),
@@ -125,7 +125,7 @@ class TestCompactFormat(unittest.TestCase):
         self.assertEqual(build_messages(turns, "compact")[0]["content"], COMPACT_SYSTEM_PROMPT)
 
     def test_compact_lists_rejected_answers_and_counts_their_turns(self):
-        from wordle_mlx.game import GameState
+        from wordle_mlx.wordle.game import GameState
 
         turns = GameState("store").play("crane").turns
         text = render_state(turns, "compact", rejected=["abcd"])

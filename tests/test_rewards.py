@@ -3,10 +3,11 @@ import unittest
 
 import numpy as np
 
-from wordle_mlx import rewards, words
+from wordle_mlx.train import rewards
+from wordle_mlx.wordle import words
 from wordle_mlx.config import FORMAT_HEAVY, STRATEGY_HEAVY, RewardsConfig, RewardWeights
-from wordle_mlx.game import GameState, Turn, feedback, knowledge_from_history
-from wordle_mlx.prompts import format_completion, parse_completion
+from wordle_mlx.wordle.game import GameState, Turn, feedback, knowledge_from_history
+from wordle_mlx.play.prompts import format_completion, parse_completion
 
 STATE = GameState("hello").play("crane")  # E yellow at 5th; C R A N absent
 
@@ -131,7 +132,7 @@ class TestInvalidNeverBeatsValid(unittest.TestCase):
 
 def engine_states(n: int, seed: int = 0) -> list[GameState]:
     """Start states as training makes them: train secrets with 0-4 turns of sensible play."""
-    from wordle_mlx import synth
+    from wordle_mlx.train import synth
 
     sampler = synth.StateSampler(seed, max_turns=5)
     return [sampler.sample(s) for s in synth.secrets_for("train", n, seed)]
@@ -259,7 +260,7 @@ class TestRewardOrdering(unittest.TestCase):
         self.assertEqual(totals[4.0][1:], totals[1.0][1:])  # misfit, repeat and made-up word stay put
 
     def test_fit_margin_leaves_a_group_without_a_fitting_word_as_it_was(self):
-        from wordle_mlx.grpo import group_advantages
+        from wordle_mlx.train.grpo import group_advantages
 
         state = next(s for s in engine_states(20, seed=6) if s.turns)
         candidates = set(rewards.information_bits(state.turns, []).candidates)

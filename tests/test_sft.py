@@ -9,7 +9,9 @@ from unittest import mock
 import mlx.core as mx
 import numpy as np
 
-from wordle_mlx import grpo, logprobs, models, runs, sft, words
+from wordle_mlx.model import models
+from wordle_mlx.train import grpo, logprobs, runs, sft
+from wordle_mlx.wordle import words
 from wordle_mlx.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,8 +1,9 @@
 import random
 import unittest
 
-from wordle_mlx import evaluate, solvers, words
-from wordle_mlx.game import GameState, is_consistent
+from wordle_mlx.play import evaluate
+from wordle_mlx.wordle import solvers, words
+from wordle_mlx.wordle.game import GameState, is_consistent
 
 
 def play(policy, secret):
@@ -109,7 +110,7 @@ if __name__ == "__main__":
 
 class TestCandidatePolicies(unittest.TestCase):
     def test_frequent_and_candidate_entropy_only_play_words_that_fit(self):
-        from wordle_mlx.game import GameState, is_consistent
+        from wordle_mlx.wordle.game import GameState, is_consistent
 
         for name in ("frequent", "candidate-entropy"):
             policy = solvers.make_policy(name)
@@ -121,7 +122,7 @@ class TestCandidatePolicies(unittest.TestCase):
                     state = state.play(guess)
 
     def test_frequent_prefers_the_common_word(self):
-        from wordle_mlx.game import GameState
+        from wordle_mlx.wordle.game import GameState
 
         turns = GameState("hound").play("raise").play("clout").turns  # candidates include hound, found, ...
         freq = solvers.wordlists.word_frequencies()

@@ -7,9 +7,10 @@ import unittest
 from collections import Counter
 from pathlib import Path
 
-from wordle_mlx import solvers, synth, words
-from wordle_mlx.game import GameState, feedback, filter_candidates, is_consistent, knowledge_from_history
-from wordle_mlx.prompts import build_messages, parse_completion
+from wordle_mlx.train import synth
+from wordle_mlx.wordle import solvers, words
+from wordle_mlx.wordle.game import GameState, feedback, filter_candidates, is_consistent, knowledge_from_history
+from wordle_mlx.play.prompts import build_messages, parse_completion
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,8 @@ from unittest import mock
 import mlx.core as mx
 import numpy as np
 
-from wordle_mlx import rewards, rollout, runs, train_rl
+from wordle_mlx.play import rollout
+from wordle_mlx.train import rewards, runs, train_rl
 from wordle_mlx.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,8 +181,9 @@ class TestTrainLoop(unittest.TestCase):
         self.assertEqual(guided["trained_sequences"], 5 * guided["groups"])
 
     def test_guide_completion_is_the_solver_word_in_the_sft_answer_format(self):
-        from wordle_mlx import models, synth
-        from wordle_mlx.game import GameState
+        from wordle_mlx.model import models
+        from wordle_mlx.train import synth
+        from wordle_mlx.wordle.game import GameState
 
         _, tokenizer = models.load_model("tiny-random-llama")
         state = GameState("cigar").play("raise")
@@ -341,10 +343,10 @@ class TestProgress(unittest.TestCase):
 
 class TestBestGuess(unittest.TestCase):
     def test_the_game_never_advances_on_a_repeat(self):
-        from wordle_mlx import rewards
+        from wordle_mlx.train import rewards
         from wordle_mlx.config import RewardsConfig
-        from wordle_mlx.game import GameState
-        from wordle_mlx.prompts import format_completion
+        from wordle_mlx.wordle.game import GameState
+        from wordle_mlx.play.prompts import format_completion
 
         state = GameState("hello").play("crane").play("slate")
         config = RewardsConfig(ordering=False, weights=RewardsConfig().weights.model_copy(update={"repeat": 0.0}))

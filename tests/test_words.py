@@ -2,7 +2,7 @@ import hashlib
 import unittest
 from importlib import resources
 
-from wordle_mlx import words
+from wordle_mlx.wordle import words
 
 # sha256 of the files in ../shared/data (see its README): the shipped copies must be identical
 SHIPPED_SHA256 = {

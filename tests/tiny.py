@@ -1,5 +1,5 @@
 """Tiny random llama models for fast tests: built in memory, or written as a GGUF file and
-converted by wordle_mlx.gguf into an mlx-lm directory (with the tiny byte-level BPE tokenizer)."""
+converted by wordle_mlx.model.gguf into an mlx-lm directory (with the tiny byte-level BPE tokenizer)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import mlx.core as mx
 from mlx.utils import tree_flatten
 from mlx_lm.models import llama
 
-from wordle_mlx.tiny import MERGES, SPECIALS, tokenizer_metadata, vocabulary  # noqa: F401
-from wordle_mlx.tiny import make_model as tiny_model  # noqa: F401
+from wordle_mlx.model.tiny import MERGES, SPECIALS, tokenizer_metadata, vocabulary  # noqa: F401
+from wordle_mlx.model.tiny import make_model as tiny_model  # noqa: F401
 
 
 _TO_GGUF = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
@@ -54,7 +54,7 @@ def write_tiny_gguf(path: Path, model: llama.Model, architecture: str = "llama")
 
 def tiny_model_dir(tmp: Path, seed: int = 0) -> tuple[Path, llama.Model]:
     """(mlx-lm directory converted from a tiny GGUF, the in-memory model it came from)."""
-    from wordle_mlx import gguf
+    from wordle_mlx.model import gguf
 
     model = tiny_model(seed)
     src = write_tiny_gguf(Path(tmp) / "tiny.gguf", model)

@@ -1,6 +1,6 @@
 """wordle-mlx: teach small instruct LLMs to play Wordle with GRPO + LoRA on MLX."""
 
-from wordle_mlx import blas as _blas
+from wordle_mlx.model import blas as _blas
 
 _blas.load_openblas()  # must run before anything imports mlx (Linux CPU speed-up)
 

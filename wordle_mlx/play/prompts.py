@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from wordle_mlx.game import ABSENT, GREEN, MAX_GUESSES, WORD_LENGTH, Turn, guess_problem, knowledge_from_history
+from wordle_mlx.wordle.game import ABSENT, GREEN, MAX_GUESSES, WORD_LENGTH, Turn, guess_problem, knowledge_from_history
 
 FORMATS = ("plain", "symbols", "rows", "compact")
 

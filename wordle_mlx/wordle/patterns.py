@@ -1,6 +1,6 @@
 """The MLX reward core: pattern codes for word arrays, candidate partitions and entropy.
 
-Pattern codes (see `wordle_mlx.game`): base 3, position i worth 3**i, X=0 Y=1 G=2, 0..242.
+Pattern codes (see `wordle_mlx.wordle.game`): base 3, position i worth 3**i, X=0 Y=1 G=2, 0..242.
 
 `pattern_codes(guesses, answers)` computes the (G, A) uint8 code matrix with one elementwise
 kernel, unrolled over the 5x5 letter positions and fused by `mx.compile`:
@@ -48,9 +48,9 @@ import numpy as np
 
 import mlx.core as mx
 
-from wordle_mlx import words as wordlists
+from wordle_mlx.wordle import words as wordlists
 from wordle_mlx.paths import data_home
-from wordle_mlx.game import NUM_PATTERNS, WORD_LENGTH, History, feedback_code, feedback_to_code
+from wordle_mlx.wordle.game import NUM_PATTERNS, WORD_LENGTH, History, feedback_code, feedback_to_code
 
 TABLE_FILE = "pattern_table.npy"
 OPENERS_FILE = "opener_entropy.tsv"

@@ -6,7 +6,7 @@ then, left to right, a guess letter is yellow while the secret still has copies 
 are not already matched (by a green or an earlier yellow); otherwise it is X.
 
 A pattern code packs feedback in base 3 with position i worth 3**i and X=0, Y=1, G=2, so
-codes run 0..242 and GGGGG is 242. `wordle_mlx.patterns` computes the same codes in MLX.
+codes run 0..242 and GGGGG is 242. `wordle_mlx.wordle.patterns` computes the same codes in MLX.
 
 `GameState` is immutable: `state.play(word)` returns the next state. Hard mode here means
 *every guess must be consistent with all feedback so far* (stricter than the NYT rule,
@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from wordle_mlx import words as wordlists
+from wordle_mlx.wordle import words as wordlists
 
 GREEN, YELLOW, ABSENT = "G", "Y", "X"
 WORD_LENGTH = 5

@@ -30,9 +30,9 @@ from typing import Sequence
 
 import numpy as np
 
-from wordle_mlx import patterns
-from wordle_mlx import words as wordlists
-from wordle_mlx.game import GREEN, WORD_LENGTH, Turn, feedback
+from wordle_mlx.wordle import patterns
+from wordle_mlx.wordle import words as wordlists
+from wordle_mlx.wordle.game import GREEN, WORD_LENGTH, Turn, feedback
 
 HistoryKey = tuple[tuple[str, str], ...]
 

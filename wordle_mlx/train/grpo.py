@@ -8,7 +8,7 @@ Algorithm (per step, over every group sampled while playing the step's games):
   re-tokenised text), from logits divided by the sampling temperature; only completion positions
   count, and the stop token is one of them. The default (shared-prompt) path runs each group's
   prompt once per chunk of its completions, with gradients, and computes logits only at
-  completion positions (wordle_mlx.logprobs); the reference path (`shared_prompt=False`) runs every
+  completion positions (wordle_mlx.train.logprobs); the reference path (`shared_prompt=False`) runs every
   row's whole prompt + completion with full logits and a mask. Both give the same loss and
   gradients (tests), the first with far less work.
 * token-level clipped objective (DAPO-style normalisation over all completion tokens of the step):
@@ -20,7 +20,7 @@ Algorithm (per step, over every group sampled while playing the step's games):
 * chunks of `loss_batch_size` sequences accumulate gradients (the chunk losses are sums divided by
   the step's total completion tokens, so accumulation is exact), then global-norm clipping and AdamW.
 
-Data parallel (wordle_mlx.distributed): each rank passes its share of the sequences; losses are
+Data parallel (wordle_mlx.train.distributed): each rank passes its share of the sequences; losses are
 normalised by the global token count and gradients averaged, so n ranks compute one process's update.
 
 The reference policy is the same model with other LoRA weights swapped in for the reference pass
@@ -42,8 +42,9 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_map
 
-from wordle_mlx import logprobs, lora
-from wordle_mlx.distributed import World
+from wordle_mlx.model import lora
+from wordle_mlx.train import logprobs
+from wordle_mlx.train.distributed import World
 
 
 def group_advantages(rewards: Sequence[float], scale: bool = True, eps: float = 1e-4) -> tuple[np.ndarray, bool]:
@@ -195,7 +196,7 @@ class _ReferencePath:
 
 
 class _SharedPromptPath:
-    """Each group's prompt once per chunk, log-probs at completion positions only (wordle_mlx.logprobs)."""
+    """Each group's prompt once per chunk, log-probs at completion positions only (wordle_mlx.train.logprobs)."""
 
     loss = staticmethod(shared_prompt_loss)
 
@@ -228,7 +229,7 @@ def update(model, optimizer: optim.Optimizer, seqs: Sequence[TrainSequence], set
     `loss_batch_size` of its completions and scores completion positions only; False runs the
     reference path (whole rows, full logits). Both compute the same loss and gradients.
 
-    With a `world` of n > 1 processes (wordle_mlx.distributed) `seqs` are this rank's share: the
+    With a `world` of n > 1 processes (wordle_mlx.train.distributed) `seqs` are this rank's share: the
     loss is normalised by the completion tokens of all ranks times 1/n and the gradients are
     averaged across ranks, which equals the gradient over the union of all ranks' sequences.
     Every rank must call this once per step, even with no sequences of its own.

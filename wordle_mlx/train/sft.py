@@ -13,7 +13,7 @@ batch's completion tokens. AdamW with warmup and cosine decay, global-norm clipp
 `eval_every` steps the held-out loss; checkpoints every `checkpoint_every` steps and on Ctrl-C;
 `resume` continues from the checkpoint (the batch order is a function of seed and epoch).
 
-Data parallel under `mlx.launch` (wordle_mlx.distributed): step k of n ranks uses the batches at
+Data parallel under `mlx.launch` (wordle_mlx.train.distributed): step k of n ranks uses the batches at
 positions k*n .. k*n + n - 1 of the epoch order, one per rank; each rank's loss is its completion
 tokens' NLL sum over (all ranks' tokens / n) and gradients are averaged, i.e. the mean over the
 union; rank 0 alone writes metrics, checkpoints and adapters.
@@ -31,10 +31,13 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
 
-from wordle_mlx import checkpoint, grpo, jsonl, logprobs, lora, memory, rollout, runs, synth
-from wordle_mlx import words as wordlists
+from wordle_mlx import jsonl
+from wordle_mlx.model import lora, memory
+from wordle_mlx.play import rollout
+from wordle_mlx.train import checkpoint, grpo, logprobs, runs, synth
+from wordle_mlx.wordle import words as wordlists
 from wordle_mlx.config import Config
-from wordle_mlx.distributed import World, init_world, reduce_metrics
+from wordle_mlx.train.distributed import World, init_world, reduce_metrics
 
 
 class SFTError(RuntimeError):
@@ -157,7 +160,7 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
 def _train(config: Config, run_dir: Path, resume, world: World, console) -> Path:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from wordle_mlx.train_rl import _report_trim, load_policy_model
+    from wordle_mlx.train.train_rl import _report_trim, load_policy_model
 
     main = world.is_main
     c = config.sft

@@ -32,7 +32,7 @@ from typing import Callable
 import mlx.core as mx
 from mlx.utils import tree_flatten, tree_unflatten
 
-from wordle_mlx import lora
+from wordle_mlx.model import lora
 
 CHECKPOINT = "checkpoint"
 TMP, OLD = CHECKPOINT + ".tmp", CHECKPOINT + ".old"

@@ -59,7 +59,7 @@ listed word rank above the ones that copy it, whatever else they write.
 Curriculum: format-heavy weights until the rolling format compliance of the last `window`
 completions reaches `switch_threshold` (default 90%), strategy-heavy weights from then on.
 
-Information uses the MLX pattern table (`wordle_mlx.patterns`); everything else is pure Python.
+Information uses the MLX pattern table (`wordle_mlx.wordle.patterns`); everything else is pure Python.
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ from math import log2
 from typing import Collection, Sequence
 
 from wordle_mlx.config import RewardsConfig, RewardWeights
-from wordle_mlx.game import GameState, Knowledge, Turn, is_consistent
-from wordle_mlx.prompts import Parsed, parse_completion
+from wordle_mlx.wordle.game import GameState, Knowledge, Turn, is_consistent
+from wordle_mlx.play.prompts import Parsed, parse_completion
 
 COMPONENTS = ("format", "feedback", "consistency", "information", "win", "repeat", "think_length")
 _FORMAT_BY_REASON = {"no_guess_tag": 0.0, "several_guess_tags": 0.0, "not_letters": 0.1, "wrong_length": 0.1,
@@ -197,8 +197,8 @@ class CandidateInfo:
 
 def information_bits(turns: Sequence[Turn], guesses: Sequence[str]) -> CandidateInfo:
     """Candidates after `turns` and the expected bits of each distinct guess over them (MLX)."""
-    from wordle_mlx import patterns
-    from wordle_mlx import words as wordlists
+    from wordle_mlx.wordle import patterns
+    from wordle_mlx.wordle import words as wordlists
 
     answers = wordlists.answers()
     candidates = [answers[i] for i in patterns.candidate_indices(turns)]

@@ -17,7 +17,7 @@ token types: type 3 = control tokens become special tokens; bos/eos/unk/pad ids)
 pre-tokenizer llama.cpp uses for the named `tokenizer.ggml.pre` (digits split one by one for
 smollm/starcoder-like vocabularies, then the GPT-2 regex), and the chat template from metadata.
 K-quants (Q4_K, Q6_K, ...) are not read by `mx.load`: files of architecture `gemma3` (Gemma 3,
-llama.cpp's Q4_K_M mixes Q4_K/Q5_0/Q6_K/Q8_0) go through `wordle_mlx.ggml` (numpy reader and
+llama.cpp's Q4_K_M mixes Q4_K/Q5_0/Q6_K/Q8_0) go through `wordle_mlx.model.ggml` (numpy reader and
 dequantizer) instead: weights dequantized, Gemma's shifted norm weights restored, the `gemma3_text`
 config from the metadata, the SentencePiece vocabulary turned into a tokenizer by transformers'
 GGUF builders, and Gemma's turn-format chat template when the file has none (the base model).
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import mlx.core as mx
 
-from wordle_mlx import ggml
+from wordle_mlx.model import ggml
 
 GROUP_SIZE = 32  # GGUF Q4_0/Q4_1/Q8_0 block size
 _LAYER_MAP = {
@@ -231,7 +231,7 @@ def write_model_dir(out_dir: str | Path, weights: dict[str, mx.array], config: d
     return out_dir
 
 
-# ---- Gemma 3 (llama.cpp's `gemma3` files: K-quants, SentencePiece vocabulary), read with wordle_mlx.ggml
+# ---- Gemma 3 (llama.cpp's `gemma3` files: K-quants, SentencePiece vocabulary), read with wordle_mlx.model.ggml
 
 _GEMMA3_LAYER_MAP = {
     "attn_norm": "input_layernorm", "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj",
@@ -337,7 +337,7 @@ def sentencepiece_tokenizer(meta: dict, architecture: str):
 
 
 def _convert_gemma3(f, out_dir: str | Path, dequantize: str | None) -> Path:
-    """`f`: the file as a wordle_mlx.ggml.GGUFFile."""
+    """`f`: the file as a wordle_mlx.model.ggml.GGUFFile."""
     try:
         weights = gemma3_weights(f, dequantize or "bfloat16")
     except ggml.GGMLError as err:
@@ -351,7 +351,7 @@ def _convert_gemma3(f, out_dir: str | Path, dequantize: str | None) -> Path:
 def convert_gguf(gguf_path: str | Path, out_dir: str | Path, dequantize: str | None = None) -> Path:
     """Write an mlx-lm model directory for a GGUF file (atomically). Returns `out_dir`.
     llama files keep their 4/8-bit blocks (or are dequantized); gemma3 files are dequantized to
-    `dequantize` (bfloat16 when None). The file is parsed once by wordle_mlx.ggml (it reads K-quant
+    `dequantize` (bfloat16 when None). The file is parsed once by wordle_mlx.model.ggml (it reads K-quant
     files too) to see its architecture."""
     check_header(gguf_path)
     try:

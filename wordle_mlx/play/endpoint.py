@@ -12,7 +12,7 @@ Anything that still fails raises `EndpointError` with one line (URL, status, the
 A response that breaks the answer format is not an error: it is returned as text and scored as an
 invalid guess by the caller, exactly like a local model's.
 
-`EndpointPolicy` is a Wordle policy (`guess_batch`) for `wordle_mlx.evaluate`: the messages are the
+`EndpointPolicy` is a Wordle policy (`guess_batch`) for `wordle_mlx.play.evaluate`: the messages are the
 trainer's (`prompts.build_messages`, the same system prompt, state rendering and not-accepted list).
 
 API keys come from an environment variable whose *name* the caller gives (`--api-key-env VAR`);
@@ -30,9 +30,9 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
-from wordle_mlx import prompts
-from wordle_mlx.game import Turn
-from wordle_mlx.solvers import Policy
+from wordle_mlx.play import prompts
+from wordle_mlx.wordle.game import Turn
+from wordle_mlx.wordle.solvers import Policy
 
 RETRY_STATUS = (408, 409, 425, 429, 500, 502, 503, 504)
 

@@ -95,7 +95,7 @@ def write_tiny_model(out_dir: str | Path, seed: int = 0, arch: str = "llama") ->
     """Create a tiny model directory (atomically)."""
     from mlx.utils import tree_flatten
 
-    from wordle_mlx import gguf
+    from wordle_mlx.model import gguf
 
     weights = dict(tree_flatten(make_model(seed, arch).parameters()))
     tokenizer, tok_config = gguf.build_tokenizer(tokenizer_metadata())

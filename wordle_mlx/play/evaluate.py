@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from wordle_mlx.game import BROKEN_RULES, MAX_GUESSES, GameState, InvalidGuess, Turn, is_consistent, knowledge_from_history
+from wordle_mlx.wordle.game import BROKEN_RULES, MAX_GUESSES, GameState, InvalidGuess, Turn, is_consistent, knowledge_from_history
 
 
 @dataclass

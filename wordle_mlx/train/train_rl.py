@@ -4,8 +4,8 @@ One step:
 1. take `games_per_step` start states (secrets from the train split, each with 0..start_turns_max
    earlier turns of sensible play, from a data_synth file or made on the fly; seeded per step);
 2. every turn, for all unfinished games at once: render the prompt, sample `num_generations`
-   completions per game from prefilled-and-forked KV caches (wordle_mlx.rollout), score them
-   (wordle_mlx.rewards, curriculum weights), compute group advantages (zero-variance groups are
+   completions per game from prefilled-and-forked KV caches (wordle_mlx.play.rollout), score them
+   (wordle_mlx.train.rewards, curriculum weights), compute group advantages (zero-variance groups are
    counted and logged, optionally resampled once), and advance each game with the group's best
    valid guess that is not a repeat; a game with no such guess in its group ends as a loss, or with
    `training.play_on_invalid` goes on as evaluation would: the group's commonest answer costs the turn
@@ -20,11 +20,11 @@ One step:
    guidance, as in LUFFY, without its importance shaping): scored like the samples, it sets the
    bar the group is normalised against and is trained with its own advantage, so a group in which
    no sample fits still says which word would have; games go on with the model's answers only;
-3. one GRPO update over all groups of the step (wordle_mlx.grpo);
+3. one GRPO update over all groups of the step (wordle_mlx.train.grpo);
 4. one JSONL metrics line, a few samples, a checkpoint every `checkpoint_every` steps, an
    evaluation on a fixed eval subset every `eval_every` steps.
 
-Data parallel under `mlx.launch` (wordle_mlx.distributed): every rank makes the same
+Data parallel under `mlx.launch` (wordle_mlx.train.distributed): every rank makes the same
 `games_per_step x ranks` start states and plays its own share, gradients are averaged, metrics
 summed/averaged across ranks, and rank 0 alone writes metrics, samples and checkpoints.
 
@@ -47,13 +47,16 @@ import mlx.core as mx
 import numpy as np
 from mlx.utils import tree_flatten
 
-from wordle_mlx import checkpoint, evaluate, grpo, jsonl, lora, memory, models, rewards, rollout, runs, synth
-from wordle_mlx import words as wordlists
+from wordle_mlx import jsonl
+from wordle_mlx.model import lora, memory, models
+from wordle_mlx.play import evaluate, rollout
+from wordle_mlx.train import checkpoint, grpo, rewards, runs, synth
+from wordle_mlx.wordle import words as wordlists
 from wordle_mlx.config import Config
-from wordle_mlx.distributed import World, init_world, reduce_metrics
-from wordle_mlx.game import MAX_GUESSES, GameState, InvalidGuess, Turn
-from wordle_mlx.policy import ModelPolicy
-from wordle_mlx.prompts import build_messages, format_completion
+from wordle_mlx.train.distributed import World, init_world, reduce_metrics
+from wordle_mlx.wordle.game import MAX_GUESSES, GameState, InvalidGuess, Turn
+from wordle_mlx.play.policy import ModelPolicy
+from wordle_mlx.play.prompts import build_messages, format_completion
 
 CHECKPOINT = checkpoint.CHECKPOINT
 

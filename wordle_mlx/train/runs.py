@@ -15,9 +15,9 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
-from wordle_mlx import checkpoint
+from wordle_mlx.train import checkpoint
 from wordle_mlx.config import Config, ConfigError, load_config, save_config
-from wordle_mlx.distributed import World
+from wordle_mlx.train.distributed import World
 
 
 def prepare_run(config: Config | None, resume: str | Path | None, prefix: str, error: type[Exception],

@@ -124,7 +124,7 @@ SHARED_FIT = 0.8  # the terms above, scaled to what MLX's CPU backend measured (
 
 
 def shared_prompt_activation_bytes(arch: Architecture, batch: int, prompt: int, completion: int) -> int:
-    """One shared-prompt loss chunk (wordle_mlx.logprobs): the prompt once as one row, `batch`
+    """One shared-prompt loss chunk (wordle_mlx.train.logprobs): the prompt once as one row, `batch`
     completions of `completion` tokens attending to it, logits at completion positions only."""
     per_token = 8 * arch.hidden + 2 * arch.kv_dim + 4 * arch.intermediate
     rows = batch * completion
@@ -204,7 +204,7 @@ def read_hub_model(repo_id: str) -> tuple[Architecture, int]:
 
 def estimate_for_config(config: Config) -> tuple[Architecture, MemoryEstimate]:
     """Resolve the config's model (converting a built-in one if needed) and estimate its memory."""
-    from wordle_mlx import models
+    from wordle_mlx.model import models
 
     resolved = models.resolve_model_path(config.model.name, config.model.dequantize)
     if Path(resolved).is_dir():

@@ -1,7 +1,7 @@
 """A language model as a Wordle policy: prompt -> greedy (or sampled) completion -> guess.
 
 `ModelPolicy.guess_batch(histories)` renders every game's prompt, samples one completion per
-game in one batched generation (wordle_mlx.rollout) and returns the parsed guess, or the raw text
+game in one batched generation (wordle_mlx.play.rollout) and returns the parsed guess, or the raw text
 inside the guess tag (or "" when there is none) so the game engine reports it as invalid and the
 turn is spent, the same rule the solvers are measured under. Earlier invalid answers are listed in
 the next prompt ("Not valid words (not accepted): ..."); without that, a greedy model facing an
@@ -14,9 +14,9 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from wordle_mlx import prompts, rollout
-from wordle_mlx.game import Turn
-from wordle_mlx.solvers import Policy
+from wordle_mlx.play import prompts, rollout
+from wordle_mlx.wordle.game import Turn
+from wordle_mlx.wordle.solvers import Policy
 
 
 class ModelPolicy(Policy):

@@ -46,10 +46,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
-from wordle_mlx import solvers
-from wordle_mlx import words as wordlists
-from wordle_mlx.game import GameState, Turn, filter_candidates, is_consistent, knowledge_from_history
-from wordle_mlx.prompts import build_messages, format_completion
+from wordle_mlx.wordle import solvers
+from wordle_mlx.wordle import words as wordlists
+from wordle_mlx.wordle.game import GameState, Turn, filter_candidates, is_consistent, knowledge_from_history
+from wordle_mlx.play.prompts import build_messages, format_completion
 
 THINK_STYLES = ("scratchpad", "count", "none")
 MISTAKE_STYLES = ("random", "near")
@@ -98,7 +98,7 @@ def think_text(turns: Sequence[Turn], guess: str, style: str = "scratchpad", max
         raise ValueError(f"think style: expected one of {', '.join(THINK_STYLES)}, got {style!r}")
     splits = None
     if not is_consistent(guess, turns):
-        from wordle_mlx.game import feedback
+        from wordle_mlx.wordle.game import feedback
 
         splits = len({feedback(guess, c) for c in candidates})
     fields = scratchpad_fields(turns, guess, len(candidates), splits, guess_style)

@@ -21,9 +21,10 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from wordle_mlx import evaluate, jsonl, prompts
-from wordle_mlx.endpoint import ChatClient, EndpointPolicy
-from wordle_mlx.game import GameState, is_consistent
+from wordle_mlx import jsonl
+from wordle_mlx.play import evaluate, prompts
+from wordle_mlx.play.endpoint import ChatClient, EndpointPolicy
+from wordle_mlx.wordle.game import GameState, is_consistent
 
 NO_THINK = "(no reasoning given)"
 
