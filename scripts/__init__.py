@@ -91,3 +91,14 @@ def _exit_now(code: int) -> NoReturn:
         except (OSError, ValueError):  # closed or broken pipe: nothing more to say
             pass
     os._exit(code)
+
+
+def model_for_adapter(model: str | None, adapter: str | None) -> str:
+    """The model to load: `model` if given, else the base model `adapter` records, else the default.
+    ValueError (one line) when the adapter records another base model than `model`."""
+    from wordle_mlx.model import lora, models
+
+    recorded = lora.adapter_base_model(adapter) if adapter else None
+    if model and recorded and model != recorded:
+        raise ValueError(f"--adapter: {adapter} was trained on {recorded}, not {model} (drop --model to use it)")
+    return model or recorded or models.DEFAULT_MODEL

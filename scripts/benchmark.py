@@ -78,11 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="best of N runs (default 2 patterns, 3 matmul)")
     parser.add_argument("--generations", type=int, default=8, help="update: completions per game")
     parser.add_argument("--max-tokens", type=int, default=64, help="update: longest sampled completion")
-    parser.add_argument("--loss-batch-size", type=int, default=8, help="update: sequences per chunk")
+    parser.add_argument("--loss-batch-size", type=_rows, default=8,
+                        help="update: sequences per chunk, or auto (sized by memory on this device)")
     parser.add_argument("--format", default=None, choices=["plain", "symbols", "rows", "compact"],
                         help="update, sft: prompt format (compact); groups: default from the adapter's run")
     parser.add_argument("--examples", type=int, default=64, help="sft: examples")
-    parser.add_argument("--batch-size", type=int, default=16, help="sft: batch size")
+    parser.add_argument("--batch-size", type=_rows, default=16, help="sft: batch size, or auto (sized by memory)")
     parser.add_argument("--json", default=None, metavar="FILE", help="all, patterns, update, sft, groups: write the figures as JSON")
     parser.add_argument("--only", default=None, help="all: comma-separated subset, e.g. patterns,sft")
     parser.add_argument("--device", default=None, choices=["cpu", "gpu"],
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     args.format_given = args.format is not None
     args.format = args.format or "compact"
     for flag in ("games", "generations", "max_tokens", "loss_batch_size", "examples", "batch_size"):
-        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+        if getattr(args, flag) not in (None, "auto") and getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')}: expected >= 1, got {getattr(args, flag)}")
     if args.what == "all":
         return all_benchmark(args, parser)
@@ -222,14 +223,28 @@ def update_benchmark(args) -> int:
     print(f"GRPO update: {r['games']} games x {r['generations']} completions ({r['prompt_format']} prompt, "
           f"{r['mean_prompt_tokens']:.0f} prompt tokens, {r['mean_completion_tokens']:.1f} completion tokens on average), "
           f"chunks of {r['loss_batch_size']}")
-    for label, name in (("old", "reference (whole rows, full logits)"), ("new", "shared prompt, completion logits")):
+    for label, name in (("old", "reference (whole rows, full logits)"), ("one_group", "one group per chunk"),
+                        ("new", "groups packed per chunk (default)")):
         m = r[label]
-        print(f"{label}: {name:38s} {m['seconds']:7.2f} s  {m['training_tps']:7.1f} training tok/s  "
+        print(f"{label:9s}: {name:36s} {m['seconds']:7.2f} s  {m['training_tps']:7.1f} training tok/s  "
+              f"{m['chunks']:3d} chunks x {m['groups_per_chunk']:.1f} groups, {m['forward_passes']:3d} forward passes  "
               f"{m['processed_tokens']:6d} tokens through the model  peak {m['peak_memory_gb']:.2f} GiB  loss {m['loss']:+.6f}")
     print(f"same update: largest adapter difference {r['max_adapter_difference']:.2e}")
-    print(f"speedup: {r['speedup']:.1f}x")
+    print(f"speedup over the reference: packed {r['speedup']:.2f}x, one group per chunk {r['speedup_one_group']:.2f}x")
     _write_json(args.json, r)
     return 0
+
+
+def _rows(text: str) -> int | str:
+    """A batch size: a number or 'auto'."""
+    import argparse
+
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
 
 
 def sft_benchmark(args) -> int:

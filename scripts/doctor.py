@@ -81,7 +81,19 @@ def main(argv: list[str] | None = None) -> int:
              else "not yet (computed on first use)")]
     for name in models.BUILTIN_MODELS:
         variants = [v or "quantized" for v in (None, "float32", "bfloat16") if models.is_cached(name, v)]
-        rows.append((f"model {name}", ", ".join(variants) if variants else "not cached (fetched on first use)"))
+        source = models.models_home() / "sources" / models.BUILTIN_MODELS[name].gguf_name
+        broken = [f"{v or 'quantized'}: {problem}" for v in (None, "float32", "bfloat16")
+                  if models.is_cached(name, v) and (problem := models.cached_copy_problem(name, v))]
+        if broken:
+            status = (f"BROKEN {'; '.join(broken)} (delete {models.models_home()}/{name}* and it is rebuilt "
+                      f"on next use)")
+        elif variants:
+            status = ", ".join(variants)
+        elif source.exists():
+            status = "GGUF downloaded, converted on first use (a few seconds)"
+        else:
+            status = "not cached (fetched on first use)"
+        rows.append((f"model {name}", status))
     console = Console()
     console.print("[bold]wordle-mlx doctor[/]")
     width = max(len(k) for k, _ in rows)

@@ -49,11 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     table.add_row("sampling logits", _mb(est.sampling_logits), f"{est.rollout_rows} rows x vocab")
     if t.shared_prompt:
         table.add_row("training activations", _mb(est.train_activations),
-                      f"one {s.max_prompt_tokens}-token prompt + {min(t.loss_batch_size, s.num_generations)} completions "
-                      f"x {s.max_new_tokens} tokens per loss chunk (shared prompt)")
+                      f"{min(est.loss_batch_size, est.rollout_rows)} completions x {s.max_new_tokens} tokens after "
+                      f"{s.max_prompt_tokens}-token prompts per loss chunk (shared prompt; chunks of "
+                      f"{est.loss_batch_size}{' = auto on ' + memory.backend() if t.loss_batch_size == 'auto' else ''})")
     else:
         table.add_row("training activations", _mb(est.train_activations),
-                      f"{min(t.loss_batch_size, est.rollout_rows)} sequences x {est.sequence_tokens} tokens per loss chunk")
+                      f"{min(est.loss_batch_size, est.rollout_rows)} sequences x {est.sequence_tokens} tokens per loss chunk")
     table.add_row("[bold]rollout peak", _mb(est.rollout_peak), "weights + LoRA + KV + logits")
     table.add_row("[bold]training peak", _mb(est.train_peak), "weights + LoRA + grads + AdamW + activations")
     table.add_row("[bold]run peak", _mb(est.peak), "the larger of the two")

@@ -24,14 +24,15 @@ from wordle_mlx.play import evaluate, prompts
 from wordle_mlx.wordle import solvers
 from wordle_mlx.play.endpoint import EndpointError
 from wordle_mlx.wordle import words as wordlists
-from scripts import run
+from scripts import model_for_adapter, run
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    who = parser.add_mutually_exclusive_group(required=True)
+    who = parser.add_mutually_exclusive_group()
     who.add_argument("--policy", choices=solvers.POLICIES)
-    who.add_argument("--model", help="built-in name, .gguf file, mlx-lm directory or HF id")
+    who.add_argument("--model", help="built-in name, .gguf file, mlx-lm directory or HF id "
+                     "(default with --adapter: the base model it records)")
     who.add_argument("--compare", nargs="+", type=Path, metavar="JSON", help="print saved reports side by side")
     who.add_argument("--endpoint", metavar="URL", help="an OpenAI-compatible server (base URL, .../v1 or .../chat/completions)")
     parser.add_argument("--endpoint-model", metavar="NAME", help="model name to request from --endpoint")
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="--endpoint: requests in flight at once")
     parser.add_argument("--timeout", type=float, default=60.0, help="--endpoint: seconds per request")
     parser.add_argument("--retries", type=int, default=3, help="--endpoint: retries on 429/5xx/timeouts")
-    parser.add_argument("--adapter", help="LoRA adapter directory for --model")
+    parser.add_argument("--adapter", help="LoRA adapter directory (e.g. adapters/recipe)")
     parser.add_argument("--label", help="column name in tables (default: policy or model[+adapter])")
     parser.add_argument("--split", choices=wordlists.SPLITS, default="eval")
     parser.add_argument("--n", type=int, default=None, help="number of games (a seeded sample of the split; default all)")
@@ -61,8 +62,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--temperature: expected >= 0, got {args.temperature}")
     if args.json is not None and args.json.parent and not args.json.parent.exists():
         parser.error(f"--json: directory {args.json.parent} does not exist")
-    if args.adapter and not args.model:
-        parser.error("--adapter: needs --model")
+    if args.adapter and (args.policy or args.compare or args.endpoint):
+        parser.error("--adapter: goes with a model (--model, or the base model the adapter records)")
+    if not (args.policy or args.compare or args.endpoint):
+        if not (args.model or args.adapter):
+            parser.error("one of --policy, --model (or --adapter), --compare, --endpoint is required")
+        try:
+            args.model = model_for_adapter(args.model, args.adapter)
+        except ValueError as err:
+            parser.error(str(err))
     if args.endpoint and not args.endpoint_model:
         parser.error("--endpoint: needs --endpoint-model NAME")
     if args.concurrency < 1 or args.retries < 0 or args.timeout <= 0:

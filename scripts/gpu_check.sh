@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The GPU path's checks (issue 16) in phases that each fit one device call (10 minutes), results in $OUT:
-#   bash scripts/gpu_check.sh quick       # ~6 min: the tests that failed on the H100 + patterns and SFT benchmarks,
-#                                         # GPU and CPU side by side (a session with 15 device-minutes: run this first)
+# The GPU path's checks in phases that each fit one device call (10 minutes), results in $OUT:
+#   bash scripts/gpu_check.sh quick       # ~6-8 min: the tests that failed on GPUs and the equality tests of the
+#                                         # packed update; the update, SFT and train-step benchmarks at GPU sizes
+#                                         # (auto batches), and the same on that machine's CPU at CPU sizes
 #   bash scripts/gpu_check.sh tests       # the whole suite, the GPU as MLX's default device (pytest -n 8)
 #   bash scripts/gpu_check.sh bench-gpu   # python -m scripts.benchmark all on the GPU (one JSON file)
 #   bash scripts/gpu_check.sh bench-cpu   # the same benchmarks on that machine's CPU, for the side-by-side
@@ -23,14 +24,18 @@ bench() {
 }
 case "${1:-}" in
   quick)
-    # The five tests that failed on the H100 (precision, memory estimate) and the suites changed for it since.
+    # The tests that failed on the H100/H200 (precision, memory estimate, Ctrl-C under load) and the
+    # equality tests of the packed GRPO update (several groups per forward, sliding-window Gemma).
     PYTHONUNBUFFERED=1 timeout "${TESTS_S:-200}" $PY -m unittest \
       tests.test_integration_default_model.TestDefaultModel.test_fused_equals_unfused_and_stays_sensible \
-      tests.test_lora.TestSaveLoadFuse tests.test_memory \
+      tests.test_lora.TestSaveLoadFuse tests.test_memory tests.test_logprobs tests.test_architectures \
       tests.test_grpo.TestBatchedSampling.test_forked_batched_rollout_matches_per_row_teacher_forcing \
+      tests.test_cli.TestInterrupt.test_ctrl_c_at_any_moment_is_one_line \
       tests.test_patterns tests.test_cli.TestDoctor > "$OUT/quick-tests.log" 2>&1
     echo "quick tests rc=$?"; grep -E "^(FAIL|ERROR):" "$OUT/quick-tests.log"; tail -n 3 "$OUT/quick-tests.log"
-    for device in gpu cpu; do bench "$device" "quick-$device.json" "quick-bench-$device.log" "${BENCH_S:-150}" --only patterns,sft; done ;;
+    for device in gpu cpu; do
+      bench "$device" "quick-$device.json" "quick-bench-$device.log" "${BENCH_S:-150}" --only update,sft,train_step
+    done ;;
   tests)
     PYTHONUNBUFFERED=1 timeout "${LIMIT_S:-540}" $PY -m pytest -q -n "${WORKERS:-8}" tests \
       --junitxml="$OUT/tests.xml" > "$OUT/tests.log" 2>&1

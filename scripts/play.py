@@ -1,5 +1,6 @@
 """Watch a model play one game (coloured tiles and its think text per turn), or play yourself.
 
+    python -m scripts.play --adapter adapters/recipe [--secret crane]     # the base model the adapter records
     python -m scripts.play --model smollm2-135m-instruct [--adapter logs/sft/adapters] [--secret crane]
     python -m scripts.play --human [--secret crane]
 """
@@ -14,7 +15,7 @@ import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
 from wordle_mlx.play import prompts
 from wordle_mlx.wordle import words as wordlists
 from wordle_mlx.wordle.game import GameState
-from scripts import run
+from scripts import model_for_adapter, run
 
 _STYLE = {"G": "bold white on green", "Y": "bold black on yellow", "X": "bold white on grey35"}
 
@@ -25,10 +26,11 @@ def tiles(guess: str, fb: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    who = parser.add_mutually_exclusive_group(required=True)
-    who.add_argument("--model", help="built-in name, .gguf file, mlx-lm directory or HF id")
+    who = parser.add_mutually_exclusive_group()
+    who.add_argument("--model", help="built-in name, .gguf file, mlx-lm directory or HF id "
+                     "(default: the base model --adapter records)")
     who.add_argument("--human", action="store_true", help="you guess, the engine gives feedback")
-    parser.add_argument("--adapter", help="LoRA adapter directory for --model")
+    parser.add_argument("--adapter", help="LoRA adapter directory (e.g. adapters/recipe)")
     parser.add_argument("--secret", help="the secret word (default: a random eval answer)")
     parser.add_argument("--temperature", type=float, default=0.0)
     parser.add_argument("--max-tokens", type=int, default=64)
@@ -36,9 +38,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="prompt format (default: the adapter's, else plain)")
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args(argv)
+    if not args.human:
+        try:
+            args.model = model_for_adapter(args.model, args.adapter)
+        except ValueError as err:
+            parser.error(str(err))
     secret = (args.secret or random.Random(args.seed).choice(wordlists.split_words("eval"))).lower()
     if len(secret) != 5 or not secret.isalpha():
         parser.error(f"--secret: expected a 5-letter word, got {args.secret!r}")
+    if secret not in wordlists.allowed_set():
+        parser.error(f"--secret: {args.secret!r} is not in the allowed word list")
 
     from rich.console import Console
 

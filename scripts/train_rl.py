@@ -21,14 +21,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="JSON or YAML run config")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, repeatable")
-    parser.add_argument("--resume", help="continue the run in this directory from its checkpoint")
+    parser.add_argument("--resume", help="continue the run in this directory from its checkpoint (with --set: "
+                        "only a new length, checkpoint, eval or logging keys)")
     args = parser.parse_args(argv)
     if not args.config and not args.resume:
         parser.error("--config: required (or --resume RUN_DIR)")
     from wordle_mlx.model import models
-    from wordle_mlx.train import train_rl
+    from wordle_mlx.train import runs, train_rl
 
     try:
+        if args.resume:
+            runs.apply_resume_overrides(args.resume, args.set, train_rl.TrainingError)
         config = load_config(args.config, args.set) if args.config else load_config(None)
         train_rl.train(config, resume=args.resume)
     except (ConfigError, train_rl.TrainingError, models.ModelLoadError) as err:

@@ -21,18 +21,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="JSON or YAML config (sections model, lora, sampling, sft, training, logging)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, repeatable")
-    parser.add_argument("--resume", help="continue the run in this directory from its checkpoint")
+    parser.add_argument("--resume", help="continue the run in this directory from its checkpoint (with --set: "
+                        "only a new length, checkpoint, eval or logging keys)")
     args = parser.parse_args(argv)
     if not args.config and not args.resume:
         parser.error("--config: required (or --resume RUN_DIR)")
     from wordle_mlx.model import models
-    from wordle_mlx.train import sft
+    from wordle_mlx.train import runs, sft, train_rl
     from wordle_mlx.wordle.words import EvalLeakError
 
     try:
+        if args.resume:
+            runs.apply_resume_overrides(args.resume, args.set, sft.SFTError)
         config = load_config(args.config, args.set) if args.config else load_config(None)
         sft.train(config, resume=args.resume)
-    except (ConfigError, sft.SFTError, models.ModelLoadError, EvalLeakError) as err:
+    except (ConfigError, sft.SFTError, train_rl.TrainingError, models.ModelLoadError, EvalLeakError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -99,6 +99,18 @@ class TestArchitectures(unittest.TestCase):
                 got = np.array(logprobs.batch_logprobs(model, logprobs.make_token_batch(seqs), 0.7))
                 np.testing.assert_allclose(got, reference, atol=2e-5)
 
+    def test_several_groups_per_batch_equal_the_reference(self):
+        for name, arch in MODEL_NAMES.items():  # prompts past Gemma's 8-token window
+            with self.subTest(model=name):
+                model = adapted(arch)
+                seqs = groups(np.random.default_rng(2), [12, 7, 20, 30], 3)
+                tokens, mask, _ = grpo.make_batch(seqs)
+                reference = np.array(grpo.token_logprobs(model, tokens, 0.7))[np.array(mask) > 0]
+                batch = logprobs.make_token_batch(seqs, by_group=True)
+                self.assertEqual(batch.num_groups, 4)
+                got = np.array(logprobs.batch_logprobs(model, batch, 0.7))
+                np.testing.assert_allclose(got, reference, atol=2e-5)
+
     def test_grpo_update_equals_the_reference_path(self):
         for name, arch in MODEL_NAMES.items():
             with self.subTest(model=name):

@@ -62,7 +62,7 @@ class TestInterrupt(unittest.TestCase):
                 self.assertEqual(proc.returncode, 130, err)
                 self.assertNotIn("Traceback", err)
                 self.assertRegex(lines(err)[-1], rf"^interrupted: checkpoint of step \d+ saved; continue with "
-                                                 rf"python -m scripts.{script} --resume ")
+                                                 rf"\S*python\S* -m scripts.{script} --resume ")  # the running python
                 step = json.loads((self.logs / script / "checkpoint" / "state.json").read_text())["step"]
                 self.assertGreaterEqual(step, 2)
                 self.assertIn(f"step {step} saved", err)
@@ -131,6 +131,31 @@ class TestUsage(unittest.TestCase):
                                       capture_output=True, text=True, timeout=120)
                 self.assertEqual(proc.returncode, 2)
                 self.assertTrue(proc.stderr.startswith(f"usage: python -m scripts.{script} "), proc.stderr)
+
+
+class TestPlayerChoice(unittest.TestCase):
+    def test_a_secret_that_is_not_a_word_is_one_error_line(self):
+        proc = subprocess.run([sys.executable, "-m", "scripts.play", "--human", "--secret", "cranx"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+        self.assertEqual(proc.returncode, 2)
+        self.assertEqual(proc.stderr.strip().splitlines()[-1],
+                         "python -m scripts.play: error: --secret: 'cranx' is not in the allowed word list")
+
+    def test_an_adapter_names_its_base_model(self):
+        from scripts import model_for_adapter
+
+        self.assertEqual(model_for_adapter(None, "adapters/recipe"), "smollm2-135m-instruct")
+        self.assertEqual(model_for_adapter("smollm2-135m-instruct", "adapters/recipe"), "smollm2-135m-instruct")
+        with self.assertRaisesRegex(ValueError, "was trained on smollm2-135m-instruct, not gemma3-270m"):
+            model_for_adapter("gemma3-270m", "adapters/recipe")
+        with tempfile.TemporaryDirectory() as tmp:  # an adapter that records nothing: the default model
+            self.assertEqual(model_for_adapter(None, tmp), "smollm2-135m-instruct")
+
+    def test_evaluate_needs_a_player(self):
+        proc = subprocess.run([sys.executable, "-m", "scripts.evaluate", "--n", "2"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("one of --policy, --model (or --adapter), --compare, --endpoint is required", proc.stderr)
 
 
 class TestDoctor(unittest.TestCase):

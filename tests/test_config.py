@@ -68,12 +68,56 @@ class TestConfig(unittest.TestCase):
         self.assertIsInstance(config, Config)
 
 
+class TestDefaultsAreTheRecipe(unittest.TestCase):
+    ROOT = Path(__file__).resolve().parents[1]
+
+    @staticmethod
+    def sections(config: Config, names) -> dict:
+        d = config.model_dump(mode="json")
+        return {n: d[n] for n in names}
+
+    def test_grpo_naming_only_the_start_adapter_is_the_recipe_run(self):
+        recipe = load_config(self.ROOT / "config" / "recipe_grpo_guided_margin.json",
+                             ["training.loss_batch_size=auto"])  # chunking never changes the update
+        mine = load_config(None, ["model.adapter_path=adapters/recipe_sft_long"])
+        names = ("model", "lora", "sampling", "rewards", "training")
+        self.assertEqual(self.sections(mine, names), self.sections(recipe, names))
+
+    def test_sft_defaults_are_the_recipe_sft(self):
+        recipe = load_config(self.ROOT / "config" / "recipe_sft_long.json", ["sft.batch_size=auto"])  # 16 on the CPU
+        names = ("model", "lora", "sft")
+        self.assertEqual(self.sections(load_config(None), names), self.sections(recipe, names))
+
+    def test_the_longest_recipe_prompt_fits_the_default_limit(self):
+        from wordle_mlx.model import models
+        from wordle_mlx.play import prompts, rollout
+        from wordle_mlx.wordle.game import GameState
+
+        state = GameState("zesty")
+        for word in ("mamma", "puppy", "fluff", "queue"):  # four turns, then two rejected answers: the last prompt
+            state = state.play(word)
+        limit = Config().sampling.max_prompt_tokens
+        for name in models.TINY_MODELS:  # byte-level tokenizers: the longest token counts
+            with self.subTest(model=name):
+                _, tokenizer = models.load_model(name)
+                ids = rollout.chat_prompt(tokenizer, prompts.build_messages(state.turns, Config().sampling.prompt_format,
+                                                                            rejected=["xxxxx", "qqqqq"]))
+                self.assertLessEqual(len(ids), limit)
+                self.assertGreater(len(ids), limit // 3)  # a real prompt, not an empty one
+
+    def test_the_config_reference_is_in_sync(self):
+        from wordle_mlx.config import config_reference
+
+        self.assertEqual((self.ROOT / "docs" / "config.md").read_text(), config_reference(),
+                         "docs/config.md is out of date: run python -m scripts.config_reference")
+
+
 class TestShippedConfigs(unittest.TestCase):
     def test_every_config_in_the_repo_loads(self):
         from wordle_mlx.model import models
 
         root = Path(__file__).resolve().parents[1] / "config"
-        files = [f for pattern in ("*.json", "study/*.json", "history/*.json") for f in sorted(root.glob(pattern))]
+        files = sorted(root.rglob("*.json"))
         self.assertGreater(len(files), 10)
         for f in files:
             with self.subTest(config=f.name):

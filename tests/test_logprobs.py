@@ -2,8 +2,9 @@
 
 GRPO: loss, KL, clip fraction and every LoRA gradient of `grpo.update` with `shared_prompt` on
 and off, float32, over groups with different prompt and completion lengths (so rows are padded),
-with and without a KL term and with two iterations (ratios away from 1). SFT: the batch loss and
-its gradients with a shared system prefix. Plus: GRPO memory stays flat over steps.
+with and without a KL term and with two iterations (ratios away from 1), with one group per chunk
+and with several groups packed into a chunk (shared prefix, group parts, rows: three levels). SFT:
+the batch loss and its gradients with a shared system prefix. Plus: GRPO memory stays flat over steps.
 """
 
 import json
@@ -86,7 +87,68 @@ class TestTokenBatch(unittest.TestCase):
         self.assertIsNone(logprobs.make_token_batch(seqs, share_prefix=False).prefix)
 
 
+class TestGroupedTokenBatch(unittest.TestCase):
+    def test_groups_share_the_common_prefix_and_keep_their_own_parts(self):
+        a, b = [5, 6, 7, 8, 9], [5, 6, 1]
+        seqs = [grpo.TrainSequence(a, [10, 2], 1.0), grpo.TrainSequence(b, [11, 2], 1.0), grpo.TrainSequence(a, [2], -1.0)]
+        batch = logprobs.make_token_batch(seqs, by_group=True)
+        self.assertEqual(batch.prefix.tolist(), [[5, 6]])
+        self.assertEqual(batch.groups.tolist(), [[7, 8], [0, 0]])  # each prompt but its last token, after the prefix
+        self.assertEqual(batch.group_lengths.tolist(), [2, 0])
+        self.assertEqual(batch.row_group.tolist(), [0, 1, 0])
+        self.assertEqual(batch.row_starts().tolist(), [4, 2, 4])  # where each row's inputs sit in its sequence
+        self.assertEqual(batch.inputs.tolist(), [[9, 10], [1, 11], [9, 0]])
+        self.assertEqual(batch.targets.tolist(), [10, 2, 11, 2, 2])
+        self.assertEqual(batch.positions.tolist(), [0, 1, 2, 3, 4])
+        self.assertEqual(batch.num_groups, 2)
+        self.assertEqual(batch.processed_tokens, 2 + 4 + 6)
+
+    def test_one_prompt_by_group_is_the_plain_layout(self):
+        seqs = [grpo.TrainSequence([5, 6, 7, 8], [9, 2], 1.0), grpo.TrainSequence([5, 6, 7, 8], [10, 11, 2], -1.0)]
+        grouped, plain = logprobs.make_token_batch(seqs, by_group=True), logprobs.make_token_batch(seqs)
+        self.assertIsNone(grouped.groups)
+        self.assertEqual(grouped.prefix.tolist(), plain.prefix.tolist())
+        self.assertEqual(grouped.inputs.tolist(), plain.inputs.tolist())
+
+    def test_packed_chunks_hold_whole_groups_up_to_the_size(self):
+        seqs = random_groups(np.random.default_rng(7), 260, [12, 7, 20, 9], 5, 3, stop=2)
+        chunks = grpo.packed_chunks(seqs, 6)
+        self.assertEqual([len(c) for c in chunks], [6, 6])
+        for c in chunks:
+            self.assertEqual(len({tuple(s.prompt) for s in c}), 2)
+        big = grpo.packed_chunks(seqs, 2)  # groups of 3 cut into 2 + 1, the pieces of 1 packed together
+        self.assertTrue(all(len(c) <= 2 for c in big))
+        self.assertEqual(sorted(id(s) for c in big for s in c), sorted(id(s) for s in seqs))
+
+
 class TestLogprobsEqualReference(unittest.TestCase):
+    def test_several_groups_in_one_batch(self):
+        model = lora_model(tiny_model(0))
+        seqs = random_groups(np.random.default_rng(8), 260, [12, 7, 20, 4], 9, 3, stop=2)
+        seqs.append(grpo.TrainSequence(seqs[0].prompt[:4], [7, 2], 0.5))  # a prompt with no group part of its own
+        tokens, mask, _ = grpo.make_batch(seqs)
+        reference = np.array(grpo.token_logprobs(model, tokens, 0.7))[np.array(mask) > 0]
+        batch = logprobs.make_token_batch(seqs, by_group=True)
+        self.assertEqual(batch.num_groups, 5)
+        np.testing.assert_allclose(np.array(logprobs.batch_logprobs(model, batch, 0.7)), reference, atol=2e-5)
+        # each row must see its own group's part: pointing rows at another group changes the values a lot
+        batch.row_group = np.roll(batch.row_group, 3)
+        self.assertGreater(np.abs(np.array(logprobs.batch_logprobs(model, batch, 0.7)) - reference).max(), 1e-2)
+
+    def test_models_without_the_body_head_layout_use_whole_rows(self):
+        inner = lora_model(tiny_model(0))
+
+        class Opaque:  # no `.model`: split_model gives up, batch_logprobs runs each whole row
+            def __call__(self, tokens):
+                return inner(tokens)
+
+        seqs = random_groups(np.random.default_rng(9), 260, [10, 6, 15], 7, 2, stop=2)
+        tokens, mask, _ = grpo.make_batch(seqs)
+        reference = np.array(grpo.token_logprobs(inner, tokens, 1.0))[np.array(mask) > 0]
+        for by_group in (True, False):
+            got = logprobs.batch_logprobs(Opaque(), logprobs.make_token_batch(seqs, by_group=by_group), 1.0)
+            np.testing.assert_allclose(np.array(got), reference, atol=2e-5)
+
     def test_tiny_model_logprobs_at_completion_positions(self):
         model = lora_model(tiny_model(0))
         seqs = random_groups(np.random.default_rng(0), 260, [12, 7, 20], 9, 3, stop=2)
@@ -119,6 +181,20 @@ class TestUpdateEqualsReference(unittest.TestCase):
     def test_policy_gradient_one_iteration(self):
         seqs = random_groups(np.random.default_rng(1), 260, [14, 9, 22], 10, 4, stop=2)
         self.check(seqs, lambda: lora_model(tiny_model(0)), 1e-5, loss_batch_size=3)
+
+    def test_several_groups_per_chunk(self):
+        seqs = random_groups(np.random.default_rng(6), 260, [14, 9, 22, 30, 5], 10, 3, stop=2)
+        head = [int(t) for t in np.random.default_rng(0).integers(3, 260, size=20)]  # a system prompt all share
+        for s in seqs:
+            s.prompt = head + s.prompt
+        new, old = self.check(seqs, lambda: lora_model(tiny_model(0)), 1e-5, loss_batch_size=9, beta=0.05,
+                              num_iterations=2)
+        self.assertEqual(new.chunks, 2)  # 5 groups of 3 in chunks of 9 rows: 3 + 2 groups
+        self.assertEqual(new.groups_per_chunk, 2.5)
+        self.assertEqual(new.forward_passes, 6)  # prefix, group parts, rows: per chunk
+        one = update_both_paths(lambda: lora_model(tiny_model(0)), seqs, loss_batch_size=9, pack_groups=False)[True][0]
+        self.assertEqual((one.chunks, one.groups_per_chunk), (5, 1.0))
+        self.assertLess(new.processed_tokens, one.processed_tokens)  # the shared prefix runs once per chunk
 
     def test_kl_and_two_iterations_clip(self):
         seqs = random_groups(np.random.default_rng(2), 260, [11, 18], 8, 5, stop=2)

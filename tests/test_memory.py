@@ -128,6 +128,48 @@ class TestMemoryEstimate(unittest.TestCase):
         self.assertEqual(est.weights, self.weights)
 
 
+class TestAutoSizes(unittest.TestCase):
+    ARCH = memory.Architecture(layers=30, hidden=576, intermediate=1536, heads=9, kv_heads=3, head_dim=64,
+                               vocab=49152, act_bytes=4)  # SmolLM2-135M in float32
+
+    def test_on_the_cpu_auto_is_the_recipe_sizes(self):
+        self.assertEqual(memory.auto_loss_batch_size(self.ARCH, 300, 16, 8, 64 * 2**30, gpu=False), 8)
+        self.assertEqual(memory.auto_sft_batch_size(self.ARCH, 150, 12, 64 * 2**30, gpu=False), 16)
+
+    def test_on_a_gpu_the_rows_grow_with_memory_and_fit_the_budget(self):
+        sizes = [memory.auto_loss_batch_size(self.ARCH, 300, 16, 8, gb * 2**30, gpu=True) for gb in (1, 4, 16, 128)]
+        self.assertEqual(sizes, sorted(sizes))
+        self.assertGreater(sizes[-1], sizes[0])
+        self.assertLessEqual(sizes[-1], memory.AUTO_MAX_ROWS)
+        for gb, rows in zip((1, 4, 16, 128), sizes):
+            if rows > 1:
+                groups = -(-rows // 8)
+                used = memory.shared_prompt_activation_bytes(self.ARCH, rows, 300, 16, groups=groups)
+                self.assertLessEqual(used, memory.ACTIVATION_SHARE * gb * 2**30, (gb, rows))
+        sft = [memory.auto_sft_batch_size(self.ARCH, 150, 12, gb * 2**30, gpu=True) for gb in (1, 16, 128)]
+        self.assertEqual(sft, sorted(sft))
+        self.assertLessEqual(memory.sft_activation_bytes(self.ARCH, sft[1], 150, 12), memory.ACTIVATION_SHARE * 16 * 2**30)
+
+    def test_sft_estimate_matches_the_h200_peak_at_batch_256(self):
+        # measured with MLX's CUDA build on an H200: SFT at batch 256 (~92 tokens, 9 answer tokens) peaked at 37.9 GiB
+        estimate = memory.sft_activation_bytes(self.ARCH, 256, 92, 10) / 2**30
+        self.assertLess(abs(estimate - 37.9) / 37.9, 0.25, estimate)
+
+    def test_the_config_value_wins_over_auto(self):
+        arch, weights = self.ARCH, 513 * 2**20
+        self.assertEqual(memory.loss_batch_size_for(load_config(None, ["training.loss_batch_size=3"]), arch, weights, 10), 3)
+        auto = load_config(None)
+        self.assertEqual(auto.training.loss_batch_size, "auto")
+        expected = 8 if memory.backend() == "cpu" else None
+        if expected:
+            self.assertEqual(memory.loss_batch_size_for(auto, arch, weights, 10), expected)
+            self.assertEqual(memory.estimate(arch, weights, auto).loss_batch_size, expected)
+
+    def test_a_memory_limit_bounds_the_device_memory(self):
+        self.assertEqual(memory.device_memory_bytes(2.0), 2 * 2**30)
+        self.assertGreater(memory.device_memory_bytes(), 2**30)
+
+
 class TestEstimateMemoryCli(unittest.TestCase):
     ROOT = Path(__file__).resolve().parents[1]
 

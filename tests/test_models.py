@@ -147,3 +147,20 @@ class TestSuiteCache(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestBrokenCache(unittest.TestCase):
+    def test_a_cut_short_cached_model_is_found_and_the_error_says_how_to_rebuild(self):
+        with tempfile.TemporaryDirectory() as tmp, mock.patch.dict(os.environ, {"WORDLE_MLX_HOME": tmp}):
+            (Path(tmp) / "src").mkdir()
+            src, _ = tiny_model_dir(Path(tmp) / "src")
+            target = models.builtin_model_dir(models.DEFAULT_MODEL, "float32")
+            target.mkdir(parents=True)
+            for f in src.iterdir():
+                (target / f.name).write_bytes(f.read_bytes())
+            self.assertIsNone(models.cached_copy_problem(models.DEFAULT_MODEL, "float32"))
+            weights = target / "model.safetensors"
+            weights.write_bytes(weights.read_bytes()[:-1000])  # a kill during conversion, a full disk
+            self.assertRegex(models.cached_copy_problem(models.DEFAULT_MODEL, "float32"), "model.safetensors is cut short")
+            with self.assertRaisesRegex(models.ModelLoadError, f"delete {target} and it is rebuilt"):
+                models.load_model(models.DEFAULT_MODEL, dequantize="float32")

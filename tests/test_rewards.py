@@ -12,6 +12,13 @@ from wordle_mlx.play.prompts import format_completion, parse_completion
 STATE = GameState("hello").play("crane")  # E yellow at 5th; C R A N absent
 
 
+def Rewards(**settings) -> RewardsConfig:  # noqa: N802
+    """The reward settings these properties were written against: the plain weighted tiers with the
+    curriculum (the defaults before the recipe's became the defaults), plus `settings`."""
+    return RewardsConfig(**{"curriculum": True, "fit_margin": 1.0, "repeat_as_invalid": False,
+                            "rejected_again_lowest": False, **settings})
+
+
 def ok(word: str) -> str:
     return format_completion("reasoning", word)
 
@@ -69,13 +76,13 @@ class TestComponents(unittest.TestCase):
         self.assertEqual(rewards.think_length_reward("x" * 5000, 200), -1.0)
 
     def test_breakdown_total_is_the_weighted_sum_without_ordering(self):
-        b = rewards.score(ok("hello"), STATE, config=RewardsConfig(ordering=False))
-        w = RewardsConfig().weights
+        b = rewards.score(ok("hello"), STATE, config=Rewards(ordering=False))
+        w = Rewards().weights
         self.assertAlmostEqual(b.total, sum(getattr(w, k) * v for k, v in b.components.items()))
         self.assertEqual(set(b.components), set(rewards.COMPONENTS))
 
     def test_ordering_adds_the_tier_offset(self):
-        config = RewardsConfig()
+        config = Rewards()
         w = config.weights
         gap = rewards.tier_gap(w, config.early_win_bonus)
         for word, tier in (("hello", 2), ("slate", 1), ("crane", 0)):  # fits / does not fit / repeated
@@ -111,7 +118,7 @@ class TestInvalidNeverBeatsValid(unittest.TestCase):
             state = GameState(secret)
             for g in rng.sample(allowed, rng.randint(0, 5)):
                 state = state.play(g)
-            config = RewardsConfig(early_win_bonus=rng.choice([0.0, 0.1, 0.5]))
+            config = Rewards(early_win_bonus=rng.choice([0.0, 0.1, 0.5]))
             # every allowed word, with the worst layout and longest think allowed for a valid guess
             long_think = "x" * (config.think_target_chars * 3)
             completions = [format_completion(long_think, w) for w in allowed] + JUNK
@@ -173,7 +180,7 @@ class TestRewardOrdering(unittest.TestCase):
             candidates = rewards.information_bits(state.turns, []).candidates
             completions = fuzzed_completions(state, rng, allowed, candidates)
             for w in weights:
-                config = RewardsConfig(early_win_bonus=rng.choice([0.0, 0.1, 0.5]),
+                config = Rewards(early_win_bonus=rng.choice([0.0, 0.1, 0.5]),
                                        fit_margin=rng.choice([1.0, 1.0, 2.5, 8.0]))
                 invalid, repeated, not_fitting, fitting = self.tiers(state, completions, w, config)
                 where = (state.secret, [t.guess for t in state.turns], w, config.fit_margin)
@@ -200,7 +207,7 @@ class TestRewardOrdering(unittest.TestCase):
             candidates = rewards.information_bits(state.turns, []).candidates
             completions = fuzzed_completions(state, rng, allowed, candidates)
             for w in weight_sets():
-                config = RewardsConfig(repeat_as_invalid=True, early_win_bonus=rng.choice([0.0, 0.1, 0.5]))
+                config = Rewards(repeat_as_invalid=True, early_win_bonus=rng.choice([0.0, 0.1, 0.5]))
                 invalid, repeated, not_fitting, fitting = self.tiers(state, completions, w, config)
                 made_up = rewards.score(f"<think>a</think><guess>{'zzzzz'}</guess>", state, w, config).total
                 where = (state.secret, [t.guess for t in state.turns], w)
@@ -213,7 +220,7 @@ class TestRewardOrdering(unittest.TestCase):
 
     def test_repeat_above_invalid_without_the_option(self):
         state = next(s for s in engine_states(20, seed=5) if s.turns)
-        config = RewardsConfig()
+        config = Rewards()
         repeat = rewards.score(ok(state.turns[0].guess), state, config=config).total
         made_up = rewards.score(ok("zzzzz"), state, config=config).total
         self.assertGreater(repeat, made_up)  # so the test above can fail
@@ -226,7 +233,7 @@ class TestRewardOrdering(unittest.TestCase):
             candidates = rewards.information_bits(state.turns, []).candidates
             completions = fuzzed_completions(state, rng, allowed, candidates)
             for w in weight_sets():
-                config = RewardsConfig(inconsistent_as_invalid=True, early_win_bonus=rng.choice([0.0, 0.1, 0.5]))
+                config = Rewards(inconsistent_as_invalid=True, early_win_bonus=rng.choice([0.0, 0.1, 0.5]))
                 invalid, repeated, not_fitting, fitting = self.tiers(state, completions, w, config)
                 made_up = rewards.score("<think>a</think><guess>zzzzz</guess>", state, w, config).total
                 where = (state.secret, [t.guess for t in state.turns], w)
@@ -241,9 +248,9 @@ class TestRewardOrdering(unittest.TestCase):
         candidates = set(rewards.information_bits(state.turns, []).candidates)
         others = [w for w in words.allowed()[:400] if w not in candidates][:5] + [state.turns[0].guess]
         group = [ok(w) for w in others] + ["<guess>zzzzz</guess>"]
-        flat = rewards.score_group(group, state, config=RewardsConfig(inconsistent_as_invalid=True))
+        flat = rewards.score_group(group, state, config=Rewards(inconsistent_as_invalid=True))
         self.assertEqual(len({b.total for b in flat}), 1)
-        graded = rewards.score_group(group, state, config=RewardsConfig())
+        graded = rewards.score_group(group, state, config=Rewards())
         self.assertGreater(len({b.total for b in graded}), 1)  # without it the same group has a gradient
 
     def test_fit_margin_widens_only_the_gap_below_fitting_words(self):
@@ -252,10 +259,10 @@ class TestRewardOrdering(unittest.TestCase):
         misfit = next(w for w in words.allowed() if not rewards.consistency_reward(w, state.turns))
         totals = {}
         for margin in (1.0, 4.0):
-            config = RewardsConfig(fit_margin=margin)
+            config = Rewards(fit_margin=margin)
             totals[margin] = [rewards.score(ok(w), state, config=config).total
                               for w in (fit, misfit, state.turns[0].guess, "zzzzz")]
-        gap = rewards.tier_gap(RewardsConfig().weights, RewardsConfig().early_win_bonus)
+        gap = rewards.tier_gap(Rewards().weights, Rewards().early_win_bonus)
         self.assertAlmostEqual(totals[4.0][0] - totals[1.0][0], 3 * gap)  # the fitting word moves up
         self.assertEqual(totals[4.0][1:], totals[1.0][1:])  # misfit, repeat and made-up word stay put
 
@@ -269,7 +276,7 @@ class TestRewardOrdering(unittest.TestCase):
         with_fit = group + [ok(sorted(candidates)[0])]
         adv = {}
         for margin in (1.0, 4.0):
-            config = RewardsConfig(fit_margin=margin)
+            config = Rewards(fit_margin=margin)
             adv[margin] = [group_advantages([b.total for b in rewards.score_group(g, state, config=config)])[0]
                            for g in (group, with_fit)]
         np.testing.assert_allclose(adv[4.0][0], adv[1.0][0])
@@ -283,7 +290,7 @@ class TestRewardOrdering(unittest.TestCase):
             candidates = rewards.information_bits(state.turns, []).candidates
             completions = fuzzed_completions(state, rng, allowed, candidates)
             for w in weight_sets():
-                _, repeated, not_fitting, fitting = self.tiers(state, completions, w, RewardsConfig(ordering=False))
+                _, repeated, not_fitting, fitting = self.tiers(state, completions, w, Rewards(ordering=False))
                 broken += bool(not_fitting) and max(not_fitting) > min(fitting)
         self.assertGreater(broken, 0)  # so the property test above can fail
 
@@ -318,7 +325,7 @@ class TestRejectedAgain(unittest.TestCase):
             completions = fuzzed_completions(state, rng, allowed, candidates) + again
             for w in weight_sets():
                 for options in ({}, {"inconsistent_as_invalid": True}, {"repeat_as_invalid": True, "ordering": False}):
-                    config = RewardsConfig(rejected_again_lowest=True, early_win_bonus=rng.choice([0.0, 0.1, 0.5]),
+                    config = Rewards(rejected_again_lowest=True, early_win_bonus=rng.choice([0.0, 0.1, 0.5]),
                                            **options)
                     scored = rewards.score_group(completions, state, w, config, rejected=rejected)
                     lowest = [b.total for b in scored if b.rejected_again]
@@ -332,25 +339,25 @@ class TestRejectedAgain(unittest.TestCase):
     def test_without_the_option_a_rejected_answer_scores_like_a_new_made_up_word(self):
         state = GameState("hello").play("crane")
         group = ["<guess>HELLP</guess>", "<guess>ZZZZZ</guess>"]
-        plain = rewards.score_group(group, state, config=RewardsConfig(), rejected=["HELLP"])
+        plain = rewards.score_group(group, state, config=Rewards(), rejected=["HELLP"])
         self.assertTrue(plain[0].rejected_again)
         self.assertFalse(plain[1].rejected_again)
         self.assertEqual(plain[0].total, plain[1].total)  # a flat group: what the option changes
-        lowest = rewards.score_group(group, state, config=RewardsConfig(rejected_again_lowest=True), rejected=["HELLP"])
+        lowest = rewards.score_group(group, state, config=Rewards(rejected_again_lowest=True), rejected=["HELLP"])
         self.assertLess(lowest[0].total, lowest[1].total)
 
     def test_an_empty_answer_is_never_rejected_again(self):
         state = GameState("hello").play("crane")
-        b = rewards.score("no tags at all", state, config=RewardsConfig(rejected_again_lowest=True))
+        b = rewards.score("no tags at all", state, config=Rewards(rejected_again_lowest=True))
         self.assertFalse(b.rejected_again)
-        b = rewards.score_group(["no tags at all"], state, config=RewardsConfig(rejected_again_lowest=True),
+        b = rewards.score_group(["no tags at all"], state, config=Rewards(rejected_again_lowest=True),
                                 rejected=[""])[0]
         self.assertFalse(b.rejected_again)
 
 
 class TestCurriculum(unittest.TestCase):
     def test_switches_once_compliance_passes_threshold(self):
-        config = RewardsConfig(window=10, switch_threshold=0.9)
+        config = Rewards(window=10, switch_threshold=0.9)
         cur = rewards.Curriculum(config)
         self.assertEqual(cur.weights, config.format_weights)
         bad = rewards.score("nothing", STATE)
@@ -361,7 +368,7 @@ class TestCurriculum(unittest.TestCase):
         self.assertFalse(cur.update([bad] * 10))  # stays switched
 
     def test_disabled_curriculum_uses_strategy_weights(self):
-        config = RewardsConfig(curriculum=False)
+        config = Rewards(curriculum=False)
         self.assertEqual(rewards.Curriculum(config).weights, config.weights)
 
 

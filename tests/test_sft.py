@@ -74,6 +74,20 @@ class TestSftRun(unittest.TestCase):
         model, _ = models.load_model(models.TINY_MODEL, adapter_path=run_dir / "adapters")  # mlx-lm format
         self.assertTrue(any(k.endswith("lora_a") for k, _ in __import__("mlx.utils").utils.tree_flatten(model.parameters())))
 
+    def test_output_to_a_file_gets_a_plain_line_every_ten_steps(self):
+        import io
+
+        from rich.console import Console
+
+        out = io.StringIO()  # not a terminal: no bar, plain lines
+        run_dir = sft.train(tiny_sft_config(self.tmp.name, "p", iters=12), console=Console(file=out, soft_wrap=True))
+        steps = [l.split()[1] for l in out.getvalue().splitlines() if l.startswith("step ")]
+        self.assertEqual(steps, ["10/12", "12/12"])
+        self.assertRegex(out.getvalue(), r"step 10/12  loss \d\.\d{3}  valid \d\.\d{3}  \d+ tok/s  elapsed 0:\d\d:\d\d  ETA")
+        self.assertTrue((run_dir / "adapters" / "adapter_config.json").exists())
+        self.assertEqual(json.loads((run_dir / "adapters" / "adapter_config.json").read_text())["model"],
+                         "tiny-random-llama")  # the base model the adapters were trained on
+
     def test_interrupted_run_resumes_to_the_same_weights(self):
         extra = {"sft.eval_every": 100, "sft.checkpoint_every": 100}
         straight = sft.train(tiny_sft_config(self.tmp.name, "a", iters=4, **extra))

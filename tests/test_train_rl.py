@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -83,8 +84,22 @@ class TestTrainLoop(unittest.TestCase):
         console = Console(record=True, width=200)
         run_dir = train_rl.train(config, console=console)
         report = json.loads((run_dir / "final_eval.json").read_text())
-        self.assertEqual(report["n_games"], 2)
-        self.assertRegex(console.export_text(), r"eval on 2 eval words \(greedy\): \d/2 won, (\d+%|n/a) valid, (\d+%|n/a) consistent")
+        start = json.loads((run_dir / "final_eval_start.json").read_text())
+        self.assertEqual((report["n_games"], start["n_games"]), (2, 2))
+        self.assertEqual([g["secret"] for g in start["games"]], [g["secret"] for g in report["games"]])  # same words
+        self.assertRegex(console.export_text(), r"2 eval words \(greedy\), start \(the base model\) -> trained: "
+                                                r"won \d -> \d, valid (\d+%|n/a) -> (\d+%|n/a), consistent")
+
+    def test_final_eval_without_the_start(self):
+        from rich.console import Console
+
+        config = load_config(ROOT / "config" / "tiny_test.json", [f"logging.logs_dir={self.logs}", "logging.run_name=g",
+                                                                  "training.steps=1", "training.final_eval_games=2",
+                                                                  "training.final_eval_start=false"])
+        console = Console(record=True, width=200)
+        run_dir = train_rl.train(config, console=console)
+        self.assertFalse((run_dir / "final_eval_start.json").exists())
+        self.assertRegex(console.export_text(), r"eval on 2 eval words \(greedy\): \d/2 won, (\d+%|n/a) valid")
 
     def test_skipped_fraction_counts_zero_variance_groups(self):
         with mock.patch.object(rewards, "score_group", side_effect=REAL_SCORE_GROUP):  # random outputs: all invalid
@@ -335,10 +350,12 @@ class TestProgress(unittest.TestCase):
         line = render_80(train_rl.progress_columns(), total=200, completed=122.5, step=123, phase="rollout turn 6/6")
         self.assertIn("step 123/200 ━━━", line)
         self.assertIn("rollout turn 6/6", line)
-        metrics = {"step": 123, "loss": -0.01234, "reward_mean": -12.5, "win_rate": 0.125,
+        metrics = {"step": 123, "loss": -0.01234, "reward_mean": -12.5, "win_rate": 0.125, "wins": 1, "games": 8,
                    "consistent_group_fraction": 0.5}
         run = train_rl.RunState(step=123, cumulative_wins=1234, cumulative_games=9840)
-        self.assertLessEqual(len(train_rl.step_line(metrics, run)), 80)
+        line = train_rl.step_line(metrics, run)
+        self.assertLessEqual(len(line), 80)
+        self.assertIn("won 1/8 (1234/9840 in all)", line)  # the step's count and the run's, each labelled
 
 
 class TestBestGuess(unittest.TestCase):
@@ -365,6 +382,43 @@ class TestTrainCli(unittest.TestCase):
         self.assertEqual(proc.returncode, 1)
         self.assertEqual(proc.stderr.strip().splitlines(),
                          ["error: config/tiny_test.json: sampling.num_generations: Input should be greater than or equal to 2 (got 1)"])
+
+    def run_cli(self, *args):
+        return subprocess.run([sys.executable, "-m", "scripts.train_rl", *args], cwd=ROOT, capture_output=True, text=True)
+
+    def test_missing_start_adapters_are_one_line_naming_the_key(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            proc = self.run_cli("--config", "config/tiny_test.json", "--set", f"logging.logs_dir={tmp}",
+                                "--set", "model.adapter_path=no-such-dir")
+            self.assertEqual(os.listdir(tmp), [])  # nothing left behind
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(len(proc.stderr.strip().splitlines()), 1, proc.stderr)
+        self.assertIn("model.adapter_path: no-such-dir is not an adapter directory", proc.stderr)
+
+    def test_adapters_of_another_base_model_are_one_line(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            proc = self.run_cli("--config", "config/tiny_test.json", "--set", f"logging.logs_dir={tmp}",
+                                "--set", "model.adapter_path=adapters/recipe")
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(proc.stderr.strip().splitlines(),
+                         ["error: model.adapter_path: adapters/recipe was trained on smollm2-135m-instruct, not "
+                          "tiny-random-llama (set model.name=smollm2-135m-instruct, or start from adapters made for "
+                          "tiny-random-llama)"])
+
+    def test_resume_applies_a_new_length_and_refuses_other_keys(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            first = self.run_cli("--config", "config/tiny_test.json", "--set", f"logging.logs_dir={tmp}",
+                                 "--set", "logging.run_name=r", "--set", "training.steps=1")
+            self.assertEqual(first.returncode, 0, first.stderr)
+            run_dir = Path(tmp) / "r"
+            refused = self.run_cli("--resume", str(run_dir), "--set", "training.learning_rate=1")
+            self.assertEqual(refused.returncode, 1)
+            self.assertIn("--set training.learning_rate: cannot change when resuming", refused.stderr)
+            self.assertEqual(len(refused.stderr.strip().splitlines()), 1)
+            longer = self.run_cli("--resume", str(run_dir), "--set", "training.steps=2")
+            self.assertEqual(longer.returncode, 0, longer.stderr)
+            self.assertEqual([m["step"] for m in lines(run_dir / "metrics.jsonl")], [1, 2])
+            self.assertEqual(load_config(run_dir / "config.json").training.steps, 2)
 
     def test_missing_start_states_file(self):
         with tempfile.TemporaryDirectory() as tmp:

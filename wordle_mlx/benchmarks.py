@@ -336,18 +336,21 @@ def _measured(fn) -> tuple[float, float, object]:
 
 
 def benchmark_update(games: int = 4, generations: int = 8, max_tokens: int = 64, prompt_format: str = "compact",
-                     loss_batch_size: int = 8, seed: int = 0) -> dict:
-    """The GRPO update on the same sequences, the reference path (every completion re-runs its whole
-    prompt, full-vocabulary logits everywhere) vs the shared-prompt path (prompt once per chunk,
-    completion positions only).
+                     loss_batch_size: int | str = 8, seed: int = 0) -> dict:
+    """The GRPO update on the same sequences by three paths: the reference (every completion re-runs
+    its whole prompt, full-vocabulary logits everywhere), one group per chunk (each group's prompt
+    once per chunk, completion positions only) and the default, groups packed into chunks (the
+    prefix all prompts share once per chunk, each group's own prompt part once).
 
     Sequences: `games` game states (data_synth's sampler) in `prompt_format`, `generations`
     completions each sampled at temperature 1 by the default model with fresh LoRA adapters, random
-    non-zero advantages (every sequence is trained: the worst case). Both paths start from the same
-    adapters with a fresh AdamW (lr 1e-5) after a warm-up on two sequences.
+    non-zero advantages (every sequence is trained: the worst case). Every path starts from the same
+    adapters with a fresh AdamW (lr 1e-5) after a warm-up on two sequences. `loss_batch_size`
+    "auto" sizes the chunks by memory (wordle_mlx.model.memory.auto_loss_batch_size).
     """
     from mlx.utils import tree_flatten, tree_unflatten
 
+    from wordle_mlx.model import memory
     from wordle_mlx.play import prompts, rollout
     from wordle_mlx.train import grpo, synth
 
@@ -359,15 +362,22 @@ def benchmark_update(games: int = 4, generations: int = 8, max_tokens: int = 64,
     groups = rollout.sample_groups(model, tokenizer, prompt_ids, generations, 1.0, max_tokens)
     rng = np.random.default_rng(seed)
     seqs = [grpo.TrainSequence(p, c.tokens, float(rng.normal())) for p, g in zip(prompt_ids, groups) for c in g]
+    if loss_batch_size == "auto":
+        from wordle_mlx.model import lora
+
+        free = memory.free_bytes(memory.model_bytes(model), lora.count_parameters(model)[0])
+        loss_batch_size = memory.auto_loss_batch_size(memory.architecture_of(model), max(len(p) for p in prompt_ids),
+                                                      max(len(s.completion) for s in seqs), generations, free)
     saved = tree_flatten(model.trainable_parameters())
     out = {"games": games, "generations": generations, "sequences": len(seqs), "prompt_format": prompt_format,
            "mean_prompt_tokens": float(np.mean([len(p) for p in prompt_ids])),
            "mean_completion_tokens": float(np.mean([len(s.completion) for s in seqs])),
-           "loss_batch_size": loss_batch_size}
+           "loss_batch_size": loss_batch_size, "device": _device_name()}
     finals = {}
     real = sum(len(s.prompt) + len(s.completion) for s in seqs)
-    for label, shared in (("old", False), ("new", True)):
-        settings = grpo.UpdateSettings(loss_batch_size=loss_batch_size, shared_prompt=shared)
+    variants = (("old", dict(shared_prompt=False)), ("one_group", dict(pack_groups=False)), ("new", {}))
+    for label, kwargs in variants:
+        settings = grpo.UpdateSettings(loss_batch_size=loss_batch_size, **kwargs)
         model.update(tree_unflatten(saved))
         grpo.update(model, grpo.make_optimizer(1e-5, 10, 0, 0.0), seqs[:2], settings)  # warm-up
         model.update(tree_unflatten(saved))
@@ -375,14 +385,21 @@ def benchmark_update(games: int = 4, generations: int = 8, max_tokens: int = 64,
         seconds, peak, stats = _measured(lambda: grpo.update(model, optimizer, seqs, settings))
         finals[label] = {k: np.array(v) for k, v in tree_flatten(model.trainable_parameters())}
         out[label] = {"seconds": seconds, "peak_memory_gb": peak, "loss": stats.loss, "chunks": stats.chunks,
+                      "groups_per_chunk": stats.groups_per_chunk, "forward_passes": stats.forward_passes,
                       "trained_tokens": stats.tokens, "processed_tokens": stats.processed_tokens,
                       "training_tps": stats.tokens / seconds, "sequence_tps": real / seconds}
-    out["max_adapter_difference"] = max(float(np.abs(finals["old"][k] - finals["new"][k]).max()) for k in finals["old"])
+    out["max_adapter_difference"] = max(float(np.abs(finals["old"][k] - finals[v][k]).max())
+                                        for v in ("one_group", "new") for k in finals["old"])
     out["speedup"] = out["old"]["seconds"] / out["new"]["seconds"]
+    out["speedup_one_group"] = out["old"]["seconds"] / out["one_group"]["seconds"]
     return out
 
 
-def benchmark_sft(examples: int = 64, batch_size: int = 16, prompt_format: str = "compact", policy: str = "frequent",
+def _device_name() -> str:
+    return "gpu" if mx.default_device() == mx.gpu else "cpu"
+
+
+def benchmark_sft(examples: int = 64, batch_size: int | str = 16, prompt_format: str = "compact", policy: str = "frequent",
                   think_style: str = "none", depth_layers: tuple[int, ...] = (8, 2), seed: int = 0) -> dict:
     """SFT on the same examples in the same order: the reference loss (whole padded rows,
     full-vocabulary logits everywhere), completion-only logits, and completion-only logits with
@@ -390,7 +407,8 @@ def benchmark_sft(examples: int = 64, batch_size: int = 16, prompt_format: str =
 
     Then partial depth: one pass over the same batches with LoRA on the top k layers only, as
     forward + backward + AdamW and as forward only; when the backward stops at the first adapted
-    layer, the step minus the forward shrinks with k.
+    layer, the step minus the forward shrinks with k. `batch_size` "auto": sized by memory for this
+    device and the longest example (wordle_mlx.model.memory.auto_sft_batch_size).
     """
     from mlx.utils import tree_flatten, tree_unflatten
 
@@ -403,11 +421,19 @@ def benchmark_sft(examples: int = 64, batch_size: int = 16, prompt_format: str =
     records = list(synth.sft_records(secrets, "train", seed, prompt_format, 4, policy, think_style, 120,
                                      rejected_rate=0.2))
     seqs = [sft.tokenize(tokenizer, r, 1024) for r in records]
+    if batch_size == "auto":
+        from wordle_mlx.model import lora, memory
+
+        batch_size = memory.auto_sft_batch_size(memory.architecture_of(model),
+                                                max(len(s.prompt) + len(s.completion) for s in seqs),
+                                                max(len(s.completion) for s in seqs),
+                                                memory.free_bytes(memory.model_bytes(model), lora.count_parameters(model)[0]))
     batches = sft.length_batches(seqs, batch_size)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     saved = tree_flatten(model.trainable_parameters())
     real = sum(len(s.prompt) + len(s.completion) for s in seqs)
     out = {"examples": len(seqs), "batch_size": batch_size, "steps": len(batches), "prompt_format": prompt_format,
+           "device": _device_name(),
            "policy": policy, "think_style": think_style, "tokens": real,
            "mean_prompt_tokens": float(np.mean([len(s.prompt) for s in seqs])),
            "mean_completion_tokens": float(np.mean([len(s.completion) for s in seqs])),
@@ -543,16 +569,22 @@ def benchmark_all(only: tuple[str, ...] = ALL, on_start=None) -> dict:
     Each entry holds its figures and wall-clock seconds, or the error it raised (the others still run).
     `compute` measures in this process (matmul, forward, generation), not the OpenBLAS vs bundled
     pair (`scripts.benchmark matmul`); `train_step` is one GRPO step of config/quickstart.json.
-    `on_start(name)` is called before each one (progress).
+    `on_start(name)` is called before each one (progress). On a GPU, `update` is 16 games x 16 samples
+    of 16 tokens with auto-sized chunks, `sft` uses the auto batch and `train_step` plays 16 games x
+    16 samples (the sizes a GPU is for); on the CPU their defaults.
     """
     import platform
     import traceback
 
     import mlx_lm
 
+    gpu = _device_name() == "gpu"
+    update = (lambda: benchmark_update(16, 16, 16, loss_batch_size="auto")) if gpu else benchmark_update
+    sft = (lambda: benchmark_sft(examples=512, batch_size="auto")) if gpu else benchmark_sft
+    step = (lambda: benchmark_train_step(overrides=("training.games_per_step=16", "sampling.num_generations=16"))) \
+        if gpu else benchmark_train_step
     runs = {"patterns": lambda: benchmark_patterns(1), "rewards": benchmark_rewards, "compute": measure_compute,
-            "rollout": benchmark_rollout, "train_step": benchmark_train_step, "update": benchmark_update,
-            "sft": benchmark_sft}
+            "rollout": benchmark_rollout, "train_step": step, "update": update, "sft": sft}
     unknown = [n for n in only if n not in runs]
     if unknown:
         raise ValueError(f"unknown benchmark(s) {unknown}; expected some of {list(runs)}")
@@ -584,10 +616,15 @@ def summary_line(name: str, entry: dict) -> str:
         "rewards": lambda: f"{f['ms_per_group']:.1f} ms per group of {f['generations']}",
         "compute": lambda: f"matmul 1024^2 f32 {f['matmul_gflops']:.1f} GFLOP/s, decode {f['generation_tps']:.1f} tok/s",
         "rollout": lambda: f"{f['ours_tps']:.1f} generated tok/s batched vs {f['baseline_tps']:.1f} one by one",
-        "train_step": lambda: f"one GRPO step {f['step_s']:.1f} s",
-        "update": lambda: f"{f['new']['training_tps']:.1f} training tok/s (reference path {f['old']['training_tps']:.1f}), "
-                          f"peak {f['new']['peak_memory_gb']:.2f} GiB",
-        "sft": lambda: f"{f['new']['tokens_per_s']:.1f} tok/s, {f['new']['examples_per_min']:.1f} examples/min, "
-                       f"peak {f['new']['peak_memory_gb']:.2f} GiB",
+        "train_step": lambda: f"one GRPO step of {f['games']} games {f['step_s']:.1f} s: prefill "
+                              f"{f['time_prefill_s']:.1f}, decode {f['time_decode_s']:.1f}, update "
+                              f"{f['time_logprob_s'] + f['time_backward_s'] + f['time_optimizer_s']:.1f} s, "
+                              f"peak {f['peak_memory_gb']:.2f} GiB",
+        "update": lambda: f"{f['new']['training_tps']:.1f} training tok/s packed, {f['one_group']['training_tps']:.1f} "
+                          f"one group per chunk, {f['old']['training_tps']:.1f} reference (chunks of "
+                          f"{f['loss_batch_size']}: {f['new']['groups_per_chunk']:.1f} groups, "
+                          f"{f['new']['forward_passes']} forward passes), peak {f['new']['peak_memory_gb']:.2f} GiB",
+        "sft": lambda: f"{f['new']['tokens_per_s']:.1f} tok/s at batch {f['batch_size']}, "
+                       f"{f['new']['examples_per_min']:.1f} examples/min, peak {f['new']['peak_memory_gb']:.2f} GiB",
     }[name]
     return f"{name:10s} {head()}  ({entry['seconds']:.1f} s)"

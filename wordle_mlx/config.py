@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Annotated, Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 DEFAULT_TARGETS = ["q", "k", "v", "o", "gate", "up", "down"]
+
+
+Rows = Annotated[int, Field(ge=1)] | Literal["auto"]  # a batch size, or "auto": sized by memory (model.memory)
 
 
 class ConfigError(ValueError):
@@ -31,43 +34,47 @@ class _Section(BaseModel):
 class ModelConfig(_Section):
     name: str = Field(DEFAULT_MODEL, description="built-in name, .gguf file, mlx-lm directory or HF id")
     adapter_path: str | None = Field(None, description="start from these LoRA adapters (e.g. an SFT run)")
-    dequantize: Literal["auto", "none", "float32", "bfloat16", "float16"] = "auto"
+    dequantize: Literal["auto", "none", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="quantized built-in/GGUF weights: a float copy (auto: float32 on the CPU, where "
+        "quantized matmuls are slow) or kept quantized (none)")
 
 
 class LoraConfig(_Section):
-    rank: int = Field(16, ge=1, le=1024)
+    rank: int = Field(16, ge=1, le=1024, description="LoRA rank")
     alpha: float = Field(32.0, gt=0, description="scale = alpha / rank unless scale is set")
-    scale: float | None = Field(None, gt=0)
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    scale: float | None = Field(None, gt=0, description="LoRA output scale; None = alpha / rank")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on the LoRA input")
     num_layers: int = Field(-1, ge=-1, description="last N blocks get adapters; -1 = all")
-    targets: list[str] = Field(default_factory=lambda: list(DEFAULT_TARGETS), min_length=1)
+    targets: list[str] = Field(default_factory=lambda: list(DEFAULT_TARGETS), min_length=1,
+                               description="projections that get adapters: q k v o (attention), gate up down (MLP)")
 
 
 class SamplingConfig(_Section):
     num_generations: int = Field(8, ge=2, description="completions per game turn (the GRPO group)")
-    temperature: float = Field(1.0, gt=0.0)
+    temperature: float = Field(0.7, gt=0.0, description="GRPO sampling temperature (log-probs in the loss use it too)")
     temperature_after_invalid: float | None = Field(
         None, gt=0.0, description="GRPO: sampling temperature once an invalid answer cost the game a turn "
         "(training.play_on_invalid), where a greedy-like group repeats it; None = temperature")
     hot_after_invalid_answers: int = Field(
         1, ge=1, description="GRPO: invalid answers a game must have spent before temperature_after_invalid "
         "applies (2: the first turn after an invalid answer still samples at temperature)")
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(96, ge=1)
-    max_prompt_tokens: int = Field(256, ge=16)
-    prompt_format: Literal["plain", "symbols", "rows", "compact"] = "plain"
-    think: bool = Field(True, description="answers start with a <think> block (False: the sft.think_style none layout)")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling; 1 = off")
+    max_new_tokens: int = Field(16, ge=1, description="longest answer (the recipe's answers are a <guess> only)")
+    max_prompt_tokens: int = Field(320, ge=16, description="a longer prompt stops the run with one error line")
+    prompt_format: Literal["plain", "symbols", "rows", "compact"] = Field(
+        "compact", description="how the game state is written (compact: one line per guess)")
+    think: bool = Field(False, description="answers start with a <think> block (False: the sft.think_style none layout)")
     guess_style: Literal["upper", "word", "letters"] = Field(
         "upper", description="CRANE, ' crane' (one whole-word token) or ' C R A N E' (one token per letter)")
 
 
 class TrainingConfig(_Section):
-    steps: int = Field(100, ge=1)
-    games_per_step: int = Field(4, ge=1, description="whole games played per GRPO step")
-    learning_rate: float = Field(1e-5, gt=0.0)
+    steps: int = Field(24, ge=1, description="GRPO steps (each plays games_per_step whole games)")
+    games_per_step: int = Field(8, ge=1, description="whole games played per GRPO step")
+    learning_rate: float = Field(4e-5, gt=0.0, description="AdamW peak rate (linear warmup, cosine to 10%)")
     warmup_steps: int = Field(2, ge=0)
-    weight_decay: float = Field(0.0, ge=0.0)
-    max_grad_norm: float = Field(1.0, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay")
+    max_grad_norm: float = Field(1.0, gt=0.0, description="global gradient-norm clip")
     epsilon: float = Field(0.2, gt=0.0, lt=1.0, description="PPO clip below: ratio >= 1 - epsilon")
     epsilon_high: float = Field(0.28, gt=0.0, description="PPO clip above: ratio <= 1 + epsilon_high")
     beta: float = Field(0.0, ge=0.0, description="KL penalty (k3) to the reference policy (kl_reference)")
@@ -75,8 +82,9 @@ class TrainingConfig(_Section):
         "start", description="KL reference: the adapters the run starts from (model.adapter_path, e.g. the SFT "
         "policy; fresh adapters equal the base model) or the base model with adapters off")
     num_iterations: int = Field(1, ge=1, description="optimizer updates per batch of rollouts")
-    loss_batch_size: int = Field(8, ge=1, description="sequences per forward/backward chunk of the loss "
-                                 "(shared_prompt: completions of one group per chunk)")
+    loss_batch_size: Rows = Field("auto", description="sequences per forward/backward chunk of the loss (whole "
+                                  "groups packed while they fit; the result does not depend on it); auto: 8 on "
+                                  "the CPU, on a GPU the most that fit in memory")
     shared_prompt: bool = Field(True, description="GRPO update: each group's prompt once per chunk, log-probs at "
                                 "completion positions only; false = the per-sequence reference path")
     memory_limit_gb: float | None = Field(None, gt=0.0, description="MLX memory limit (cache limit: a quarter of "
@@ -87,33 +95,35 @@ class TrainingConfig(_Section):
                                   "as in evaluation, the group's commonest answer costs the turn (a word is played, "
                                   "anything else is listed as not a word in the next prompts)")
     advance_on: Literal["best", "commonest"] = Field(
-        "best", description="the answer each game goes on with: the group's best valid new guess, or its "
+        "commonest", description="the answer each game goes on with: the group's best valid new guess, or its "
         "commonest answer (what greedy decoding most likely writes: training sees evaluation's states, invalid "
         "answers and repeats included, which cost the turn as with play_on_invalid)")
     guide: Literal["none", "frequent", "candidate-entropy", "entropy", "optimal"] = Field(
-        "none", description="add this solver's answer to every group as one more completion (off-policy "
+        "frequent", description="add this solver's answer to every group as one more completion (off-policy "
         "guidance): it is scored like the samples, counts in the group's advantages and is trained with its "
         "advantage; games still go on with the model's own answers")
     start_states: str | None = Field(None, description="RL start states JSONL from data_synth; None = make them on the fly")
     start_turns_max: int = Field(4, ge=0, le=5, description="earlier turns of sensible play in on-the-fly start states")
-    checkpoint_every: int = Field(10, ge=1)
+    checkpoint_every: int = Field(4, ge=1, description="steps between crash-safe checkpoints (also on Ctrl-C)")
     eval_every: int = Field(0, ge=0, description="steps between evaluations on a fixed eval subset; 0 = off")
-    eval_games: int = Field(20, ge=1)
+    eval_games: int = Field(20, ge=1, description="games per eval_every evaluation")
     final_eval_games: int = Field(0, ge=0, description="at the end, greedy games on this many eval words (fixed, "
                                   "seed 0): wins, valid, consistent printed and saved as final_eval.json; 0 = off")
-    seed: int = 0
+    final_eval_start: bool = Field(True, description="with final_eval_games: the run's start (model.adapter_path, or "
+                                   "the base model) plays the same words too, for one before/after line")
+    seed: int = Field(0, description="seeds games, sampling and SFT data")
 
 
 class RewardWeights(_Section):
     """Weight of each reward component in the total (all >= 0)."""
 
-    format: float = Field(0.5, ge=0.0)
-    feedback: float = Field(0.5, ge=0.0)
-    consistency: float = Field(1.0, ge=0.0)
-    information: float = Field(0.5, ge=0.0)
-    win: float = Field(1.0, ge=0.0)
-    repeat: float = Field(1.0, ge=0.0)
-    think_length: float = Field(0.0, ge=0.0)
+    format: float = Field(0.5, ge=0.0, description="the answer has the expected tags")
+    feedback: float = Field(0.5, ge=0.0, description="the guess is an allowed five-letter word")
+    consistency: float = Field(1.0, ge=0.0, description="the guess fits all feedback so far")
+    information: float = Field(0.5, ge=0.0, description="expected information of the guess (entropy table)")
+    win: float = Field(1.0, ge=0.0, description="the guess is the secret (plus early_win_bonus per unused guess)")
+    repeat: float = Field(1.0, ge=0.0, description="penalty for a word already played")
+    think_length: float = Field(0.0, ge=0.0, description="penalty for think text past think_target_chars")
 
 
 FORMAT_HEAVY = RewardWeights(format=1.0, feedback=0.2, consistency=0.2, information=0.1, win=0.5, repeat=1.0)
@@ -123,8 +133,9 @@ STRATEGY_HEAVY = RewardWeights()
 class RewardsConfig(_Section):
     weights: RewardWeights = Field(default_factory=lambda: STRATEGY_HEAVY.model_copy(),
                                    description="strategy-heavy weights (used after the curriculum switch)")
-    curriculum: bool = Field(True, description="start with format_weights until format compliance passes the threshold")
-    format_weights: RewardWeights = Field(default_factory=lambda: FORMAT_HEAVY.model_copy())
+    curriculum: bool = Field(False, description="start with format_weights until format compliance passes the threshold")
+    format_weights: RewardWeights = Field(default_factory=lambda: FORMAT_HEAVY.model_copy(),
+                                          description="format-heavy weights used before the curriculum switch")
     switch_threshold: float = Field(0.9, gt=0.0, le=1.0, description="rolling format compliance that switches weights")
     window: int = Field(64, ge=1, description="completions in the rolling compliance window")
     early_win_bonus: float = Field(0.1, ge=0.0, description="extra win reward per unused guess")
@@ -132,40 +143,41 @@ class RewardsConfig(_Section):
     think_target_chars: int = Field(300, ge=1, description="think longer than this costs (if think_length > 0)")
     ordering: bool = Field(True, description="valid guesses in tiers: fits the feedback > does not fit > repeated "
                            "(any weights); false = the plain weighted sum")
-    fit_margin: float = Field(1.0, ge=1.0, description="with ordering: a fitting word sits this many tier gaps above "
+    fit_margin: float = Field(3.0, ge=1.0, description="with ordering: a fitting word sits this many tier gaps above "
                               "a valid word that does not fit (1 = evenly spaced tiers; larger pushes harder toward "
                               "fitting words while a misfit still beats a made-up word)")
-    repeat_as_invalid: bool = Field(False, description="a repeated word scores exactly like a word that is not "
+    repeat_as_invalid: bool = Field(True, description="a repeated word scores exactly like a word that is not "
                                     "allowed: both only waste a turn, so copying a tried word earns nothing over "
                                     "a made-up one")
     inconsistent_as_invalid: bool = Field(False, description="a valid word that does not fit the feedback (repeats "
                                           "included) scores exactly like a word that is not allowed: only guesses "
                                           "that could still win earn anything over a wasted turn")
-    rejected_again_lowest: bool = Field(False, description="with training.play_on_invalid: an answer already "
+    rejected_again_lowest: bool = Field(True, description="with training.play_on_invalid: an answer already "
                                         "rejected in this game (listed under `not words`) scores below every other "
                                         "completion, so writing it again is the worst thing a sample can do")
 
 
 class LoggingConfig(_Section):
-    logs_dir: str = "logs"
+    logs_dir: str = Field("logs", description="where run directories go")
     run_name: str | None = Field(None, description="run directory name under logs_dir (default: a timestamp)")
-    samples_per_step: int = Field(4, ge=0, description="full completions written to samples.jsonl per step")
-    progress: bool = True
+    samples_per_step: int = Field(8, ge=0, description="full completions written to samples.jsonl per step")
+    progress: bool = Field(True, description="rich progress bars on a terminal (plain lines otherwise)")
 
 
 class SFTConfig(_Section):
     train_file: str | None = Field(None, description="data_synth --mode sft JSONL; None = make num_examples now")
     valid_file: str | None = Field(None, description="held-out SFT JSONL; None = make num_valid now (another seed)")
-    num_examples: int = Field(512, ge=1)
-    num_valid: int = Field(32, ge=1)
+    num_examples: int = Field(24000, ge=1, description="training examples made at the start (train split only)")
+    num_valid: int = Field(64, ge=1, description="held-out examples (another seed) for the held-out loss")
     policy: Literal["entropy", "optimal", "frequent", "candidate-entropy"] = Field(
-        "entropy", description="target solver; frequent / candidate-entropy only play words that still fit")
-    think_style: Literal["scratchpad", "count", "none"] = "scratchpad"
-    think_max_chars: int = Field(200, ge=10)
-    max_turns: int = Field(4, ge=0, le=5, description="earlier turns in generated examples: min_turns..max_turns")
+        "frequent", description="target solver; frequent / candidate-entropy only play words that still fit")
+    think_style: Literal["scratchpad", "count", "none"] = Field(
+        "none", description="think text before the guess: none (the recipe), a scratchpad of candidates, a count")
+    think_max_chars: int = Field(200, ge=10, description="think text is cut to this length")
+    max_turns: int = Field(5, ge=0, le=5, description="earlier turns in generated examples: min_turns..max_turns")
     min_turns: int = Field(0, ge=0, le=5, description="more late-game states: raise this")
-    rejected_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of states listing 1-2 earlier invalid answers")
-    repeat_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of states (with a turn) that replay one "
+    rejected_rate: float = Field(0.2, ge=0.0, le=1.0, description="share of states listing 1-2 earlier invalid answers")
+    repeat_rate: float = Field(0.2, ge=0.0, le=1.0, description="share of states (with a turn) that replay one "
                                "earlier guess, as a stuck greedy model does")
     mistake_style: Literal["random", "near"] = Field(
         "random", description="the listed invalid answers: random (unrelated strings) or near (the target with one "
@@ -173,14 +185,15 @@ class SFTConfig(_Section):
     consistent_target_rate: float = Field(
         0.0, ge=0.0, le=1.0, description="share of examples whose target is a uniformly random answer that still "
         "fits (policy consistent) instead of the policy's word: spells more of the answer list")
-    iters: int = Field(200, ge=1, description="optimizer steps")
-    batch_size: int = Field(4, ge=1)
-    learning_rate: float = Field(2e-4, gt=0.0)
-    warmup_steps: int = Field(10, ge=0)
+    iters: int = Field(1500, ge=1, description="optimizer steps")
+    batch_size: Rows = Field("auto", description="examples per optimizer step; auto: 16 on the CPU (the recipe), "
+                             "on a GPU the most that fit in memory")
+    learning_rate: float = Field(3e-4, gt=0.0, description="AdamW peak rate (linear warmup, cosine to 10%)")
+    warmup_steps: int = Field(20, ge=0)
     weight_decay: float = Field(0.0, ge=0.0)
-    max_grad_norm: float = Field(1.0, gt=0.0)
-    eval_every: int = Field(50, ge=1)
-    checkpoint_every: int = Field(50, ge=1)
+    max_grad_norm: float = Field(1.0, gt=0.0, description="global gradient-norm clip")
+    eval_every: int = Field(100, ge=1, description="steps between held-out losses")
+    checkpoint_every: int = Field(50, ge=1, description="steps between crash-safe checkpoints (also on Ctrl-C)")
     max_seq_tokens: int = Field(512, ge=16, description="longer examples are an error, not silently cut")
     shared_prefix: bool = Field(True, description="run each batch's common prompt prefix (chat template, system "
                                 "prompt) once; logits are always computed at completion positions only")
@@ -271,3 +284,57 @@ def save_config(config: Config, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(config.model_dump(), indent=2) + "\n")
     return path
+
+
+def _type_name(annotation) -> str:
+    """A short type for the reference: int, float, bool, str, a | b, one of ..."""
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return " \\| ".join(json.dumps(a) for a in typing.get_args(annotation))
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return " \\| ".join(_type_name(a) for a in typing.get_args(annotation))
+    if origin is Annotated:
+        return _type_name(typing.get_args(annotation)[0])
+    if origin is list:
+        return f"list[{_type_name(typing.get_args(annotation)[0])}]"
+    if annotation is type(None):
+        return "null"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def config_reference() -> str:
+    """docs/config.md: every key of every section, with type, default and description (markdown)."""
+    lines = ["# Config reference", "",
+             "Every key a run config (JSON or YAML) may set, by section, with its type and default; generated from",
+             "the pydantic models in `wordle_mlx/config.py` by `python -m scripts.config_reference` (a test keeps it",
+             "in sync). A config names only what differs from these defaults, which are the recipe (the shipped",
+             "player's settings): `{\"model\": {\"adapter_path\": \"adapters/recipe_sft_long\"}}` is the recipe's GRPO run.",
+             "Override any key from the command line with `--set section.key=value`.", ""]
+
+    def section(name: str, model: type[BaseModel], prefix: str, instance: BaseModel) -> None:
+        lines.extend([f"## `{prefix}{name}`", ""])
+        if model.__doc__ and not model.__doc__.startswith("Usage docs"):
+            lines.extend([model.__doc__.strip(), ""])
+        lines.extend(["| key | type | default | description |", "|---|---|---|---|"])
+        nested = []
+        for key, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                nested.append((key, annotation))
+                lines.append(f"| `{key}` | section | see `{prefix}{name}.{key}` | {field.description or ''} |")
+                continue
+            default = getattr(instance, key)
+            if isinstance(default, BaseModel):
+                default = default.model_dump()
+            description = (field.description or "").replace("|", "\\|")
+            lines.append(f"| `{key}` | {_type_name(annotation)} | `{json.dumps(default)}` | {description} |")
+        lines.append("")
+        for key, sub in nested:
+            section(key, sub, f"{prefix}{name}.", getattr(instance, key))
+
+    defaults = Config()
+    for name, field in Config.model_fields.items():
+        section(name, field.annotation, "", getattr(defaults, name))
+    return "\n".join(lines)

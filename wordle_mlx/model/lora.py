@@ -99,7 +99,8 @@ def lora_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def save_adapters(model: nn.Module, path: str | Path, settings: LoraSettings | None = None) -> Path:
-    """Write adapters.safetensors + adapter_config.json (mlx-lm format) into `path`."""
+    """Write adapters.safetensors + adapter_config.json (mlx-lm format) into `path`; `model` in the config
+    names the base model the adapters were trained on (`model.base_model`, when the trainer set it)."""
     settings = settings or getattr(model, "lora_settings", None)
     if settings is None:
         raise ValueError("save_adapters: no LoRA settings (apply_lora first or pass settings)")
@@ -114,6 +115,8 @@ def save_adapters(model: nn.Module, path: str | Path, settings: LoraSettings | N
     tmp.replace(path / ADAPTER_WEIGHTS)
     config = {"fine_tune_type": "lora", "num_layers": num_layers, "lora_parameters": params,
               "wordle_mlx": {"lora": {**asdict(settings), "targets": list(settings.targets)}}}
+    if getattr(model, "base_model", None):
+        config = {"model": model.base_model, **config}
     (path / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     return path
 
@@ -135,6 +138,16 @@ def export_adapters(src: str | Path, out: str | Path, dtype: str = "float16", an
     mx.save_safetensors(str(out / ADAPTER_WEIGHTS), weights)
     (out / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     return out
+
+
+def adapter_base_model(path: str | Path) -> str | None:
+    """The base model an adapter directory was trained on (its adapter_config.json `model`), or None."""
+    config = Path(path) / ADAPTER_CONFIG
+    try:
+        name = json.loads(config.read_text()).get("model")
+    except (OSError, ValueError):
+        return None
+    return name if isinstance(name, str) and name else None
 
 
 def load_adapters(model: nn.Module, path: str | Path) -> nn.Module:

@@ -26,6 +26,18 @@ steps (tests: within 25% of `mx.get_peak_memory()`).
 
 Peaks: rollout = weights + LoRA + KV caches + sampling logits; training = weights + LoRA
 (+ grads + AdamW) + activations of one chunk. The run needs the larger of the two.
+
+Per backend: the activation terms were fitted on MLX's CPU backend (and hold on Metal). On an
+NVIDIA H200 with MLX's CUDA build a tiny 4 x 64 LoRA step peaked 13.6 MB above the CPU-fitted
+estimate (20.4 vs 6.8 MB), while SFT at batch 256 (~92 tokens, SmolLM2) peaked at 37.9 GiB, near
+what the same terms give (~36 GiB): a fixed workspace, not a factor. `backend_overhead()` adds
+it on CUDA; two measured points, so the memory tests check it on every device that runs them.
+
+Auto sizes (`training.loss_batch_size: auto`, `sft.batch_size: auto`): on the CPU the sizes the
+benchmarks found best there (8 rows per loss chunk, SFT batches of 16: larger ones do not run
+faster on a few cores); on a GPU the most rows (a power of two, at most 256) whose activations fit
+in half of the memory left after weights, LoRA, its gradients and AdamW (the device's memory, or
+`training.memory_limit_gb`).
 """
 
 from __future__ import annotations
@@ -117,23 +129,145 @@ def activation_bytes(arch: Architecture, batch: int, length: int) -> int:
     logits = 3 * tokens * arch.vocab * 4
     attention = 3 * arch.layers * batch * arch.heads * length * length * arch.act_bytes
     blocks = arch.layers * tokens * (8 * arch.hidden + 2 * arch.kv_dim + 4 * arch.intermediate) * arch.act_bytes
-    return logits + attention + blocks
+    return int(logits + attention + blocks) + backend_overhead()
 
 
 SHARED_FIT = 0.8  # the terms above, scaled to what MLX's CPU backend measured (tests: within 25%)
+CPU_LOSS_BATCH = 8  # auto on the CPU: rows per loss chunk (benchmark update: more rows are not faster there)
+CPU_SFT_BATCH = 16  # auto on the CPU: the recipe's SFT batch
+AUTO_MAX_ROWS = 256
+ACTIVATION_SHARE = 0.5  # of the memory left after weights and LoRA state, for one chunk's activations
 
 
-def shared_prompt_activation_bytes(arch: Architecture, batch: int, prompt: int, completion: int) -> int:
+def backend() -> str:
+    """'cuda', 'metal' or 'cpu': where the default device runs."""
+    import mlx.core as mx
+
+    if mx.default_device() != mx.gpu:
+        return "cpu"
+    return "metal" if mx.metal.is_available() else "cuda"
+
+
+CUDA_OVERHEAD = int(13.6 * 2**20)
+
+
+def backend_overhead(name: str | None = None) -> int:
+    """Bytes a training step holds on this backend beyond the CPU-fitted terms (module docstring)."""
+    return CUDA_OVERHEAD if (name or backend()) == "cuda" else 0
+
+
+def shared_prompt_activation_bytes(arch: Architecture, batch: int, prompt: int, completion: int, groups: int = 1) -> int:
     """One shared-prompt loss chunk (wordle_mlx.train.logprobs): the prompt once as one row, `batch`
-    completions of `completion` tokens attending to it, logits at completion positions only."""
+    completions of `completion` tokens attending to it, logits at completion positions only. With
+    `groups` > 1 (packed chunks) each group's prompt part counts as a whole prompt more (an upper bound)."""
     per_token = 8 * arch.hidden + 2 * arch.kv_dim + 4 * arch.intermediate
     rows = batch * completion
     logits = 3 * rows * arch.vocab * 4
-    prefix = arch.layers * prompt * per_token * arch.act_bytes + 3 * arch.layers * arch.heads * prompt * prompt * arch.act_bytes
+    prefix = groups * (arch.layers * prompt * per_token * arch.act_bytes
+                       + 3 * arch.layers * arch.heads * prompt * prompt * arch.act_bytes)
     attention = 3 * arch.layers * batch * arch.heads * completion * (prompt + completion) * arch.act_bytes
     shared_kv = 4 * arch.layers * batch * (prompt + completion) * arch.kv_dim * arch.act_bytes  # broadcast keys/values + grads
     blocks = arch.layers * rows * per_token * arch.act_bytes
-    return int(SHARED_FIT * (logits + prefix + attention + shared_kv + blocks))
+    return int(SHARED_FIT * (logits + prefix + attention + shared_kv + blocks)) + backend_overhead()
+
+
+def device_memory_bytes(limit_gb: float | None = None) -> int:
+    """Memory a run may use: `limit_gb` if given, else the GPU's (recommended working set on Metal,
+    total on CUDA), else the machine's RAM."""
+    import os
+
+    import mlx.core as mx
+
+    if limit_gb is not None:
+        return int(limit_gb * 2**30)
+    if backend() != "cpu":
+        info = mx.device_info()
+        for key in ("max_recommended_working_set_size", "total_memory", "memory_size"):
+            if isinstance(info.get(key), int) and info[key] > 0:
+                return int(info[key])
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _largest_fitting(bytes_for_rows, budget: int, smallest: int) -> int:
+    rows = AUTO_MAX_ROWS
+    while rows > smallest and bytes_for_rows(rows) > budget:
+        rows //= 2
+    return max(rows, smallest)
+
+
+def auto_loss_batch_size(arch: Architecture, prompt: int, completion: int, group_size: int,
+                         free_bytes: int, gpu: bool | None = None) -> int:
+    """Rows per GRPO loss chunk for `training.loss_batch_size: auto` (module docstring)."""
+    if not (backend() != "cpu" if gpu is None else gpu):
+        return CPU_LOSS_BATCH
+    budget = int(ACTIVATION_SHARE * free_bytes)
+    fits = lambda rows: shared_prompt_activation_bytes(arch, rows, prompt, completion,  # noqa: E731
+                                                       groups=max(1, -(-rows // max(group_size, 1))))
+    return _largest_fitting(fits, budget, 1)
+
+
+def sft_activation_bytes(arch: Architecture, batch: int, length: int, completion: int) -> int:
+    """One SFT batch of `batch` examples of `length` tokens, logits at `completion` positions per row only
+    (the completion-only loss)."""
+    full = activation_bytes(arch, batch, length) - backend_overhead()
+    return full - 3 * batch * (length - completion) * arch.vocab * 4 + backend_overhead()
+
+
+def auto_sft_batch_size(arch: Architecture, length: int, completion: int, free_bytes: int,
+                        gpu: bool | None = None) -> int:
+    """Examples per SFT batch for `sft.batch_size: auto` (module docstring)."""
+    if not (backend() != "cpu" if gpu is None else gpu):
+        return CPU_SFT_BATCH
+    budget = int(ACTIVATION_SHARE * free_bytes)
+    return _largest_fitting(lambda rows: sft_activation_bytes(arch, rows, length, completion), budget, 1)
+
+
+def architecture_of(model, act_bytes: int | None = None) -> Architecture:
+    """The Architecture of a loaded mlx-lm model (from its args), activations in its weights' float width."""
+    from mlx.utils import tree_flatten
+
+    args = getattr(model, "args", None)
+    config = {k: v for k, v in vars(args).items()} if args is not None else {}
+    if act_bytes is None:
+        widths = [v.dtype.size for k, v in tree_flatten(model.parameters()) if v.dtype in _float_dtypes()]
+        act_bytes = max(widths) if widths else 4
+    return Architecture.from_config(config, act_bytes)
+
+
+def _float_dtypes():
+    import mlx.core as mx
+
+    return (mx.float32, mx.float16, mx.bfloat16)
+
+
+def loss_batch_size_for(config: Config, arch: Architecture, weights_bytes: int, lora_parameters: int) -> int:
+    """`training.loss_batch_size` as a number: the config's, or the auto size for this device."""
+    t, s = config.training, config.sampling
+    if t.loss_batch_size != "auto":
+        return int(t.loss_batch_size)
+    return auto_loss_batch_size(arch, s.max_prompt_tokens, s.max_new_tokens, s.num_generations,
+                                free_bytes(weights_bytes, lora_parameters, t.memory_limit_gb))
+
+
+def sft_batch_size_for(config: Config, arch: Architecture, weights_bytes: int, lora_parameters: int,
+                       length: int, completion: int) -> int:
+    """`sft.batch_size` as a number: the config's, or the auto size for this device and the longest example."""
+    if config.sft.batch_size != "auto":
+        return int(config.sft.batch_size)
+    return auto_sft_batch_size(arch, length, completion,
+                               free_bytes(weights_bytes, lora_parameters, config.training.memory_limit_gb))
+
+
+def model_bytes(model) -> int:
+    """Bytes of a loaded model's parameters."""
+    from mlx.utils import tree_flatten
+
+    return sum(v.nbytes for _, v in tree_flatten(model.parameters()))
+
+
+def free_bytes(weights_bytes: int, lora_parameters: int, limit_gb: float | None = None) -> int:
+    """Memory left for activations: the device's (or the limit) minus weights, LoRA, its gradients and AdamW."""
+    return max(device_memory_bytes(limit_gb) - weights_bytes - 16 * lora_parameters, 0)
 
 
 @dataclass
@@ -148,6 +282,7 @@ class MemoryEstimate:
     train_activations: int
     rollout_rows: int
     sequence_tokens: int
+    loss_batch_size: int = 0  # rows per loss chunk (the config's, or auto for this device)
 
     @property
     def rollout_peak(self) -> int:
@@ -171,6 +306,7 @@ def estimate(arch: Architecture, weights_bytes: int, config: Config) -> MemoryEs
     n_lora = lora_parameter_count(arch, lc.rank, lc.targets, lc.num_layers)
     rows = t.games_per_step * s.num_generations
     length = s.max_prompt_tokens + s.max_new_tokens
+    chunk = loss_batch_size_for(config, arch, weights_bytes, n_lora)
     return MemoryEstimate(
         weights=weights_bytes,
         lora_parameters=n_lora,
@@ -179,9 +315,10 @@ def estimate(arch: Architecture, weights_bytes: int, config: Config) -> MemoryEs
         optimizer=8 * n_lora,
         kv_caches=kv_cache_bytes(arch, rows, length),
         sampling_logits=2 * rows * arch.vocab * 4,
-        train_activations=(shared_prompt_activation_bytes(arch, min(t.loss_batch_size, s.num_generations),
-                                                          s.max_prompt_tokens, s.max_new_tokens)
-                           if t.shared_prompt else activation_bytes(arch, min(t.loss_batch_size, rows), length)),
+        train_activations=(shared_prompt_activation_bytes(arch, min(chunk, rows), s.max_prompt_tokens,
+                                                          s.max_new_tokens, groups=-(-min(chunk, rows) // s.num_generations))
+                           if t.shared_prompt else activation_bytes(arch, min(chunk, rows), length)),
+        loss_batch_size=chunk,
         rollout_rows=rows,
         sequence_tokens=length,
     )

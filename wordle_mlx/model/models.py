@@ -256,8 +256,31 @@ def load_model(name_or_path: str = DEFAULT_MODEL, adapter_path: str | Path | Non
         raise
     except Exception as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ModelLoadError(f"cannot load model {name_or_path!r}: {first}") from None
+        hint = ""
+        if name_or_path in BUILTIN_MODELS and Path(resolved).is_dir():
+            hint = f" (the cached copy is broken: delete {resolved} and it is rebuilt on next use)"
+        raise ModelLoadError(f"cannot load model {name_or_path!r}: {first}{hint}") from None
     return model, tokenizer
+
+
+def cached_copy_problem(name: str, dequantize: str | None = None) -> str | None:
+    """Why a cached built-in model directory cannot be loaded (a file cut short, a broken header), or None."""
+    import json
+    import struct
+
+    d = builtin_model_dir(name, dequantize)
+    try:
+        json.loads((d / "config.json").read_text())
+        for f in sorted(d.glob("*.safetensors")):
+            with f.open("rb") as fh:
+                (size,) = struct.unpack("<Q", fh.read(8))
+                header = json.loads(fh.read(size))
+            end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+            if f.stat().st_size < 8 + size + end:
+                return f"{f.name} is cut short ({f.stat().st_size:,} of {8 + size + end:,} bytes)"
+    except (OSError, ValueError, KeyError, struct.error) as err:
+        return f"unreadable ({type(err).__name__}: {str(err)[:80]})"
+    return None
 
 
 def fuse_to_directory(name_or_path: str, adapter_path: str | Path, out_dir: str | Path,

@@ -323,7 +323,7 @@ def paired_difference(a: dict, b: dict) -> dict:
 
 
 def markdown_table(reports: Sequence[dict]) -> str:
-    """One markdown row per report: the study table of docs/RESULTS.md."""
+    """One markdown row per report: the study table of docs/journal/2026-11-recipe.md."""
     pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
     lines = ["| player | wins | mean guesses (wins) | valid guesses | consistent guesses | repeated | format compliance "
              "| training min | eval s |", "|---|---|---|---|---|---|---|---|---|"]

@@ -6,11 +6,13 @@ Algorithm (per step, over every group sampled while playing the step's games):
   contributes nothing: it is counted (and, with beta = 0, left out of the forward/backward).
 * log-probs are recomputed teacher-forced on the exact prompt + completion token ids (never from
   re-tokenised text), from logits divided by the sampling temperature; only completion positions
-  count, and the stop token is one of them. The default (shared-prompt) path runs each group's
-  prompt once per chunk of its completions, with gradients, and computes logits only at
-  completion positions (wordle_mlx.train.logprobs); the reference path (`shared_prompt=False`) runs every
-  row's whole prompt + completion with full logits and a mask. Both give the same loss and
-  gradients (tests), the first with far less work.
+  count, and the stop token is one of them. The default (shared-prompt) path packs whole groups
+  into chunks of up to `loss_batch_size` rows; in each chunk the prefix all its prompts share
+  (system prompt, chat template) runs once, each group's own prompt part once, with gradients,
+  and logits are computed only at completion positions (wordle_mlx.train.logprobs). With
+  `pack_groups=False` a chunk holds one group's completions (the earlier layout). The reference
+  path (`shared_prompt=False`) runs every row's whole prompt + completion with full logits and a
+  mask. All give the same loss and gradients (tests), the shared paths with far less work.
 * token-level clipped objective (DAPO-style normalisation over all completion tokens of the step):
     ratio = exp(logp - logp_old),  loss_t = -min(ratio * A, clip(ratio, 1 - eps, 1 + eps_high) * A)
             + beta * (exp(ref - logp) - (ref - logp) - 1)        (k3 KL to the reference policy)
@@ -134,6 +136,7 @@ class UpdateSettings:
     loss_batch_size: int = 4
     max_grad_norm: float = 1.0
     shared_prompt: bool = True  # False: the reference path (every row's whole prompt, full logits)
+    pack_groups: bool = True  # shared path: several groups per chunk (False: one group's completions per chunk)
     reference_adapters: dict | None = None  # KL reference LoRA weights by name; None = adapters off
 
 
@@ -146,6 +149,8 @@ class UpdateStats:
     tokens: int = 0
     sequences: int = 0
     chunks: int = 0
+    groups_per_chunk: float = 0.0  # mean groups (distinct prompts) per chunk
+    forward_passes: int = 0  # model forward calls per iteration (a chunk's levels count one each)
     processed_tokens: int = 0  # tokens that went through the model (prefixes once, padding included)
     logprob_s: float = 0.0
     backward_s: float = 0.0
@@ -169,14 +174,31 @@ def group_chunks(seqs: Sequence[TrainSequence], size: int) -> list[list[TrainSeq
     return out
 
 
+def packed_chunks(seqs: Sequence[TrainSequence], size: int) -> list[list[TrainSequence]]:
+    """Chunks of at most `size` rows holding whole groups where they fit (a group larger than `size`
+    is cut into pieces of `size`); groups in order of prompt length, so a chunk's prompt parts pad little."""
+    pieces = sorted(group_chunks(seqs, size), key=lambda piece: len(piece[0].prompt))
+    out: list[list[TrainSequence]] = []
+    for piece in pieces:
+        if out and len(out[-1]) + len(piece) <= size:
+            out[-1] += piece
+        else:
+            out.append(list(piece))
+    return out
+
+
 class _ReferencePath:
     """Every row's whole prompt + completion, logits at every position (the original update)."""
 
     loss = staticmethod(policy_loss)
 
     @staticmethod
-    def chunks(seqs, size, pad_id):
-        return [make_batch(c, pad_id) for c in _chunks(seqs, size)]
+    def split(seqs, size):
+        return _chunks(seqs, size)
+
+    @staticmethod
+    def make(chunk_seqs, pad_id):
+        return make_batch(chunk_seqs, pad_id)
 
     @staticmethod
     def targets(chunk) -> float:
@@ -185,6 +207,10 @@ class _ReferencePath:
     @staticmethod
     def processed(chunk) -> int:
         return int(chunk[0].size)
+
+    @staticmethod
+    def passes(chunk) -> int:
+        return 1
 
     @staticmethod
     def logprobs(model, chunk, temperature):
@@ -199,10 +225,15 @@ class _SharedPromptPath:
     """Each group's prompt once per chunk, log-probs at completion positions only (wordle_mlx.train.logprobs)."""
 
     loss = staticmethod(shared_prompt_loss)
+    pack = True
 
-    @staticmethod
-    def chunks(seqs, size, pad_id):
-        return [logprobs.make_token_batch(c, pad_id, share_prefix=True) for c in group_chunks(seqs, size)]
+    @classmethod
+    def split(cls, seqs, size):
+        return packed_chunks(seqs, size) if cls.pack else group_chunks(seqs, size)
+
+    @classmethod
+    def make(cls, chunk_seqs, pad_id):
+        return logprobs.make_token_batch(chunk_seqs, pad_id, share_prefix=True, by_group=cls.pack)
 
     @staticmethod
     def targets(chunk) -> float:
@@ -210,7 +241,11 @@ class _SharedPromptPath:
 
     @staticmethod
     def processed(chunk) -> int:
-        return chunk.prefix_len + int(chunk.inputs.size)
+        return chunk.processed_tokens
+
+    @staticmethod
+    def passes(chunk) -> int:
+        return (chunk.prefix is not None) + (chunk.groups is not None) + 1
 
     @staticmethod
     def logprobs(model, chunk, temperature):
@@ -219,6 +254,12 @@ class _SharedPromptPath:
     @staticmethod
     def args(chunk) -> tuple:
         return (chunk,)
+
+
+class _OneGroupPath(_SharedPromptPath):
+    """The shared-prompt path with one group's completions per chunk."""
+
+    pack = False
 
 
 def update(model, optimizer: optim.Optimizer, seqs: Sequence[TrainSequence], settings: UpdateSettings,
@@ -237,15 +278,18 @@ def update(model, optimizer: optim.Optimizer, seqs: Sequence[TrainSequence], set
     import time
 
     world = world or World()
-    path = _SharedPromptPath if settings.shared_prompt else _ReferencePath
+    path = (_SharedPromptPath if settings.pack_groups else _OneGroupPath) if settings.shared_prompt else _ReferencePath
     stats = UpdateStats()
     if settings.beta == 0:
         seqs = [s for s in seqs if s.advantage != 0.0]  # they would add exactly zero gradient
-    chunks = path.chunks(seqs, settings.loss_batch_size, pad_id) if seqs else []
+    chunked = path.split(seqs, settings.loss_batch_size) if seqs else []
+    chunks = [path.make(c, pad_id) for c in chunked]
     local_tokens = float(sum(path.targets(c) for c in chunks))
     global_tokens = world.all_sum([local_tokens])[0]
     stats.tokens, stats.sequences, stats.chunks = int(local_tokens), len(seqs), len(chunks)
     stats.processed_tokens = sum(path.processed(c) for c in chunks)
+    stats.forward_passes = sum(path.passes(c) for c in chunks)
+    stats.groups_per_chunk = sum(len({tuple(s.prompt) for s in c}) for c in chunked) / max(len(chunked), 1)
     if global_tokens == 0:
         return stats  # every rank sees the same global count: all skip together
     normalizer = global_tokens / world.size

@@ -72,6 +72,52 @@ def _new_run(config: Config, prefix: str, error: type[Exception]) -> tuple[Confi
     return config, run_dir
 
 
+RESUMABLE = ("training.steps", "training.checkpoint_every", "training.eval_every", "training.final_eval_games",
+             "training.final_eval_start", "training.memory_limit_gb", "training.loss_batch_size", "sft.iters",
+             "sft.checkpoint_every", "sft.eval_every", "logging.progress", "logging.samples_per_step")
+
+
+def apply_resume_overrides(run_dir: str | Path, overrides: list[str], error: type[Exception]) -> None:
+    """`--resume RUN_DIR --set KEY=VALUE`: write the keys that may change mid-run (RESUMABLE: length,
+    checkpoints, evaluation, logging, memory) into the run's saved config; any other key is one error
+    line. A new `steps` (`iters`) stretches the cosine schedule to the new length from the checkpoint on."""
+    if not overrides:
+        return
+    run_dir = Path(run_dir)
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if key not in RESUMABLE:
+            raise error(f"--set {key}: cannot change when resuming (these can: {', '.join(RESUMABLE)}); "
+                        f"start a new run for other settings")
+    if not (run_dir / "config.json").exists():
+        raise error(f"--resume: {run_dir} is not a run directory (no config.json)")
+    try:
+        config = load_config(run_dir / "config.json", overrides)
+    except ConfigError as err:
+        raise error(str(err)) from None
+    tmp = run_dir / "config.json.tmp"
+    save_config(config, tmp)
+    os.replace(tmp, run_dir / "config.json")
+
+
+def python_command() -> str:
+    """How to call this interpreter again: `.venv/bin/python` (relative when it is under the current
+    directory), else its full path; `python` only when that is what is on the PATH."""
+    import shutil
+    import sys
+
+    exe = Path(sys.executable)
+    try:
+        rel = exe.relative_to(Path.cwd())
+        return str(rel)
+    except ValueError:
+        pass
+    on_path = shutil.which("python")
+    if on_path and Path(on_path).resolve() == exe.resolve():
+        return "python"
+    return str(exe)
+
+
 class Interrupted(KeyboardInterrupt):
     """Training stopped by Ctrl-C (or SIGTERM) after saving a checkpoint of `step` in `run_dir`."""
 

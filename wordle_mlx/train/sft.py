@@ -40,6 +40,14 @@ from wordle_mlx.config import Config
 from wordle_mlx.train.distributed import World, init_world, reduce_metrics
 
 
+PLAIN_EVERY = 10  # steps between progress lines when the output is not a terminal (as mlx-lm's trainer)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
 class SFTError(RuntimeError):
     """An SFT run that cannot start (one line)."""
 
@@ -143,7 +151,7 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
     Raises runs.Interrupted after saving a checkpoint on Ctrl-C."""
     from rich.console import Console
 
-    console = console or Console()
+    console = console or Console(soft_wrap=True)  # to a file: no wrapping at 80 columns
     world = init_world()
     main = world.is_main
     config, run_dir = prepare_run(config, resume, world)
@@ -177,8 +185,12 @@ def _train(config: Config, run_dir: Path, resume, world: World, console) -> Path
     model, tokenizer = load_policy_model(config)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     train_seqs = [tokenize(tokenizer, r, c.max_seq_tokens) for r in train_records]
-    valid_batches = length_batches([tokenize(tokenizer, r, c.max_seq_tokens) for r in valid_records], c.batch_size)
-    batches = length_batches(train_seqs, c.batch_size)
+    trainable, _ = lora.count_parameters(model)
+    batch_size = memory.sft_batch_size_for(config, memory.architecture_of(model), memory.model_bytes(model), trainable,
+                                           max(len(s.prompt) + len(s.completion) for s in train_seqs),
+                                           max(len(s.completion) for s in train_seqs))
+    valid_batches = length_batches([tokenize(tokenizer, r, c.max_seq_tokens) for r in valid_records], batch_size)
+    batches = length_batches(train_seqs, batch_size)
     optimizer = grpo.make_optimizer(c.learning_rate, c.iters, c.warmup_steps, c.weight_decay)
     state = {"step": 0, "elapsed_s": 0.0}
     if resume is not None:
@@ -191,16 +203,18 @@ def _train(config: Config, run_dir: Path, resume, world: World, console) -> Path
     loss_and_grad = nn.value_and_grad(model, token_batch_loss)
     memory.set_limits(config.training.memory_limit_gb)
     tokens_per_example = np.mean([len(s.prompt) + len(s.completion) for s in train_seqs])
+    auto = f" (auto on {memory.backend()})" if c.batch_size == "auto" else ""
     if main:
         console.print(f"[bold]SFT[/] {run_dir}  {len(train_seqs)} examples (~{tokens_per_example:.0f} tokens), "
-                      f"{len(batches)} batches of {c.batch_size}, {c.iters} steps x {world.size} process(es), "
+                      f"{len(batches)} batches of {batch_size}{auto}, {c.iters} steps x {world.size} process(es), "
                       f"held-out {len(valid_records)}")
     metrics_file = run_dir / "metrics.jsonl"
     columns = [TextColumn("[bold]sft"), MofNCompleteColumn(), BarColumn(bar_width=16), TextColumn("{task.fields[info]}"),
                TimeElapsedColumn(), TextColumn("ETA"),
                TimeRemainingColumn()]
+    plain_lines = not console.is_terminal  # a file, nohup, CI: a plain line every PLAIN_EVERY steps, no bar
     try:
-        with Progress(*columns, console=console, disable=not (config.logging.progress and main)) as bar:
+        with Progress(*columns, console=console, disable=plain_lines or not (config.logging.progress and main)) as bar:
             task = bar.add_task("sft", total=c.iters, completed=state["step"], info="")
             for step in range(state["step"] + 1, c.iters + 1):
                 epoch, index = divmod((step - 1) * world.size + world.rank, len(batches))
@@ -222,7 +236,7 @@ def _train(config: Config, run_dir: Path, resume, world: World, console) -> Path
                 metrics = {"step": step, "epoch": epoch, "train_loss": float(loss), "grad_norm": float(grad_norm),
                            "lr": float(lr.item() if hasattr(lr, "item") else lr), "tokens": batch.real_tokens,
                            "completion_tokens": batch.num_targets,
-                           "processed_tokens": batch.prefix_len + int(batch.inputs.size),
+                           "processed_tokens": batch.processed_tokens,
                            "tokens_per_s": batch.real_tokens / seconds, "examples_per_s": len(batches[order[index]]) / seconds,
                            **memory.usage_gb(), "elapsed_s": state["elapsed_s"]}
                 metrics = reduce_metrics(metrics, world)
@@ -239,10 +253,14 @@ def _train(config: Config, run_dir: Path, resume, world: World, console) -> Path
                 if "valid_loss" in metrics:
                     info += f"  valid {metrics['valid_loss']:.3f}"
                 bar.update(task, completed=step, info=info)
+                if main and plain_lines and (step % PLAIN_EVERY == 0 or step == c.iters):
+                    eta = state["elapsed_s"] / step * (c.iters - step)
+                    console.print(f"step {step}/{c.iters}  {info}  {metrics['tokens_per_s']:.0f} tok/s  "
+                                  f"elapsed {_clock(state['elapsed_s'])}  ETA {_clock(eta)}")
     except KeyboardInterrupt:
         if main:
             checkpoint.save(run_dir, model, optimizer, state)
-        raise runs.Interrupted(run_dir, state["step"], f"python -m scripts.train_sft --resume {run_dir}") from None
+        raise runs.Interrupted(run_dir, state["step"], f"{runs.python_command()} -m scripts.train_sft --resume {run_dir}") from None
     if main:
         lora.save_adapters(model, run_dir / "adapters")
         console.print(f"done: adapters in {run_dir / 'adapters'} (use as model.adapter_path)")

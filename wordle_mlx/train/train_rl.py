@@ -83,9 +83,16 @@ def lora_settings(config: Config) -> lora.LoraSettings:
 
 def load_policy_model(config: Config):
     """(model, tokenizer) with trainable LoRA: from model.adapter_path if set, else fresh adapters."""
+    check_start_adapters(config)
     model, tokenizer = models.load_model(config.model.name, dequantize=config.model.dequantize)
+    model.base_model = config.model.name
     if config.model.adapter_path:
-        lora.load_adapters(model, config.model.adapter_path)
+        try:
+            lora.load_adapters(model, config.model.adapter_path)
+        except ValueError as err:  # mlx-lm: "... contains incompatible tensors" (another base model)
+            raise TrainingError(f"model.adapter_path: {config.model.adapter_path} does not fit {config.model.name} "
+                                f"({str(err).splitlines()[0][:120]}); were the adapters trained on another base "
+                                f"model? set model.name to it") from None
         model.freeze()
         for _, m in lora.lora_modules(model):
             m.unfreeze(keys=["lora_a", "lora_b"], strict=False)
@@ -95,6 +102,23 @@ def load_policy_model(config: Config):
     if not hasattr(model, "lora_settings"):
         model.lora_settings = lora_settings(config)
     return model, tokenizer
+
+
+def check_start_adapters(config: Config) -> None:
+    """One error line when model.adapter_path is missing, incomplete or made for another base model."""
+    path = config.model.adapter_path
+    if not path:
+        return
+    p = Path(path)
+    if not (p / lora.ADAPTER_CONFIG).is_file() or not (p / lora.ADAPTER_WEIGHTS).is_file():
+        hint = " (run the SFT first: python -m scripts.train_sft --config config/sft_quickstart.json)" \
+            if "sft" in str(path) else ""
+        raise TrainingError(f"model.adapter_path: {path} is not an adapter directory "
+                            f"(needs {lora.ADAPTER_CONFIG} and {lora.ADAPTER_WEIGHTS}){hint}")
+    base = lora.adapter_base_model(p)
+    if base and base != config.model.name:
+        raise TrainingError(f"model.adapter_path: {path} was trained on {base}, not {config.model.name} "
+                            f"(set model.name={base}, or start from adapters made for {config.model.name})")
 
 
 def kl_reference_adapters(model, config: Config) -> dict | None:
@@ -388,9 +412,9 @@ def progress_columns() -> list:
 
 
 def step_line(metrics: dict, run: RunState) -> str:
-    """One line per finished step (under 80 columns)."""
+    """One line per finished step (under 80 columns): the step's wins of its games, then the run's so far."""
     return (f"step {metrics['step']:>3}  loss {metrics['loss']:+.4f}  reward {metrics['reward_mean']:+.2f}  "
-            f"win {100 * metrics['win_rate']:3.0f}% ({run.cumulative_wins}/{run.cumulative_games})  "
+            f"won {metrics['wins']}/{metrics['games']} ({run.cumulative_wins}/{run.cumulative_games} in all)  "
             f"fit {100 * metrics['consistent_group_fraction']:3.0f}%")
 
 
@@ -410,7 +434,7 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
     from rich.console import Console
     from rich.progress import Progress
 
-    console = console or Console()
+    console = console or Console(soft_wrap=True)  # to a file: no wrapping at 80 columns
     world = init_world()
     config, run_dir = prepare_run(config, resume, world)
     t = config.training
@@ -430,17 +454,19 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
         if resume is None and main:
             runs.discard_if_empty(run_dir)  # a run that never started leaves no directory behind
         raise
+    trainable, total = lora.count_parameters(model)
+    chunk_rows = memory.loss_batch_size_for(config, memory.architecture_of(model), memory.model_bytes(model), trainable)
     settings = grpo.UpdateSettings(temperature=config.sampling.temperature, epsilon=t.epsilon,
                                    epsilon_high=t.epsilon_high, beta=t.beta, num_iterations=t.num_iterations,
-                                   loss_batch_size=t.loss_batch_size, max_grad_norm=t.max_grad_norm,
+                                   loss_batch_size=chunk_rows, max_grad_norm=t.max_grad_norm,
                                    shared_prompt=t.shared_prompt, reference_adapters=reference)
     memory.set_limits(t.memory_limit_gb)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    trainable, total = lora.count_parameters(model)
     if main:
+        auto = f" ({t.loss_batch_size} on {memory.backend()})" if t.loss_batch_size == "auto" else ""
         console.print(f"[bold]run[/] {run_dir}  model {config.model.name}  LoRA params {trainable:,} / {total:,}  "
                       f"steps {run.step}->{t.steps}  games/step {t.games_per_step} x {world.size} process(es)  "
-                      f"generations {config.sampling.num_generations}")
+                      f"generations {config.sampling.num_generations}  loss chunks of {chunk_rows} rows{auto}")
     metrics_file = run_dir / "metrics.jsonl"
     samples_file = run_dir / "samples.jsonl"
     step = run.step
@@ -496,7 +522,7 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
     except KeyboardInterrupt:
         if main:
             save_checkpoint(run_dir, model, optimizer, run, curriculum)
-        raise runs.Interrupted(run_dir, run.step, f"python -m scripts.train_rl --resume {run_dir}") from None
+        raise runs.Interrupted(run_dir, run.step, f"{runs.python_command()} -m scripts.train_rl --resume {run_dir}") from None
     if main:
         lora.save_adapters(model, run_dir / "adapters")
         console.print(f"done: {run.cumulative_wins}/{run.cumulative_games} games won; adapters in {run_dir / 'adapters'}")
@@ -506,12 +532,29 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
 
 
 def final_eval(model, tokenizer, config: Config, run_dir: Path, progress: bool = True) -> str:
-    """Greedy games on `training.final_eval_games` fixed eval words; writes final_eval.json, returns one line."""
+    """Greedy games on `training.final_eval_games` fixed eval words, by the trained adapters and (with
+    `final_eval_start`) by the run's start on the same words; writes final_eval.json (and
+    final_eval_start.json), returns one line."""
     n = config.training.final_eval_games
     report = greedy_report(model, tokenizer, config, n, progress, label=f"{config.model.name} + {run_dir.name}",
                            split="eval", seed=0)
     (run_dir / "final_eval.json").write_text(json.dumps(report, indent=1) + "\n")
     pct = lambda v: "n/a" if v is None else f"{100 * v:.0f}%"  # noqa: E731  (no valid guess after feedback: None)
-    return (f"eval on {n} eval words (greedy): {report['wins']}/{n} won, {pct(report['valid_guess_rate'])} valid, "
-            f"{pct(report['consistent_rate'])} consistent, {pct(report['repeat_rate'])} repeated guesses "
-            f"({run_dir / 'final_eval.json'})")
+    if not config.training.final_eval_start:
+        return (f"eval on {n} eval words (greedy): {report['wins']}/{n} won, {pct(report['valid_guess_rate'])} valid, "
+                f"{pct(report['consistent_rate'])} consistent, {pct(report['repeat_rate'])} repeated guesses "
+                f"({run_dir / 'final_eval.json'})")
+    start_name = config.model.adapter_path or "the base model"
+    if config.model.adapter_path:
+        weights = mx.load(str(Path(config.model.adapter_path) / "adapters.safetensors"))
+        context = lora.adapters_swapped(model, weights)
+    else:
+        context = lora.adapters_disabled(model)
+    with context:
+        start = greedy_report(model, tokenizer, config, n, progress, label=f"{config.model.name} + {start_name}",
+                              split="eval", seed=0)
+    (run_dir / "final_eval_start.json").write_text(json.dumps(start, indent=1) + "\n")
+    arrow = lambda key: f"{pct(start[key])} -> {pct(report[key])}"  # noqa: E731
+    return (f"{n} eval words (greedy), start ({start_name}) -> trained: won {start['wins']} -> {report['wins']}, "
+            f"valid {arrow('valid_guess_rate')}, consistent {arrow('consistent_rate')}, "
+            f"repeated {arrow('repeat_rate')} ({run_dir / 'final_eval.json'}, final_eval_start.json)")

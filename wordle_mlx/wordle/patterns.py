@@ -357,7 +357,9 @@ def load_opener_entropies(path: str | Path | None = None) -> list[tuple[str, flo
         rows = [line.split("\t") for line in path.read_text().splitlines()[1:] if line]
         if len(rows) == len(wordlists.allowed()):
             return [(w, float(b)) for w, b in rows]
-    print(f"[wordle_mlx] opener entropies not found at {path}; computing them ...", file=sys.stderr)
+    print(f"[wordle_mlx] opener entropies not found at {path}; computing them once (the expected "
+          f"information of all {len(wordlists.allowed()):,} openers: about 1-2 minutes on 2 CPU cores) ...",
+          file=sys.stderr)
     openers = compute_opener_entropies()
     try:
         save_opener_entropies(openers, path)
