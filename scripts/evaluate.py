@@ -51,8 +51,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="prompt format for --model (default: the adapter run's, else plain)")
     parser.add_argument("--no-think", action="store_true",
                         help="answers are <guess>WORD</guess> only (default: the adapter run's layout)")
-    parser.add_argument("--guided", action="store_true",
-                        help="trie-guided decoding: the <guess> span can only spell allowed words (reported separately)")
+    parser.add_argument("--mask", choices=["none", "allowed", "allowed_new"], default=None,
+                        help="legal-move mask on the <guess> span: allowed words, or allowed words not yet played "
+                             "(default: the mask the adapter was trained with, else none)")
+    parser.add_argument("--guided", action="store_true", help="the same as --mask allowed")
     parser.add_argument("--json", type=Path, default=None, help="write the full report (with every game) here")
     parser.add_argument("--markdown", action="store_true", help="--compare: print a markdown table (with training minutes)")
     args = parser.parse_args(argv)
@@ -62,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--temperature: expected >= 0, got {args.temperature}")
     if args.json is not None and args.json.parent and not args.json.parent.exists():
         parser.error(f"--json: directory {args.json.parent} does not exist")
+    if args.guided and args.mask not in (None, "allowed"):
+        parser.error(f"--guided is --mask allowed; it cannot go with --mask {args.mask}")
     if args.adapter and (args.policy or args.compare or args.endpoint):
         parser.error("--adapter: goes with a model (--model, or the base model the adapter records)")
     if not (args.policy or args.compare or args.endpoint):
@@ -114,17 +118,14 @@ def main(argv: list[str] | None = None) -> int:
         trained = run_answer_settings(args.adapter)
         fmt = args.format or trained.get("prompt_format", "plain")
         think = not args.no_think and trained.get("think", True)
-        processors = None
-        if args.guided:
-            from wordle_mlx.play.guided import AllowedWordsProcessor
-
-            processors = [AllowedWordsProcessor(tokenizer)]
+        mask = args.mask or ("allowed" if args.guided else trained.get("mask", "none"))
         label = args.label or (args.model + (f" + {Path(args.adapter).parent.name or args.adapter}" if args.adapter else ""))
-        label += " (guided)" if args.guided and "guided" not in label else ""
+        label += f" (mask {mask})" if mask != "none" and "mask" not in label else ""
         policy = ModelPolicy(model, tokenizer, fmt, args.temperature, args.max_tokens, label=label, think=think,
-                             logits_processors=processors)
+                             mask=mask)
         meta = {"model": args.model, "adapter": args.adapter, "max_tokens": args.max_tokens, "format": fmt,
-                "think": think, "guided": args.guided, "training_minutes": evaluate.training_minutes(args.adapter)}
+                "think": think, "guided": mask != "none", "mask": mask,
+                "training_minutes": evaluate.training_minutes(args.adapter)}
     elif args.endpoint:
         from wordle_mlx.play import endpoint
 

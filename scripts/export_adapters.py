@@ -18,6 +18,17 @@ import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
 from scripts import run
 
 
+def run_base_model(adapter: Path) -> str | None:
+    """The base model of the run the adapters come from (its config.json), for adapters saved before
+    adapter_config.json recorded it."""
+    import json
+
+    try:
+        return json.loads((adapter.parent / "config.json").read_text())["model"]["name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--adapter", required=True, type=Path, help="a run's adapters/ (or checkpoint/) directory")
@@ -32,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     if not settings:
         print(f"note: no run config beside {args.adapter}; the prompt format is not stored", file=sys.stderr)
     try:
-        out = lora.export_adapters(args.adapter, args.out, args.dtype, settings)
+        out = lora.export_adapters(args.adapter, args.out, args.dtype, settings, run_base_model(args.adapter))
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

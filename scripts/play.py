@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", choices=prompts.FORMATS, default=None,
                         help="prompt format (default: the adapter's, else plain)")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--mask", choices=["none", "allowed", "allowed_new"], default=None,
+                        help="legal-move mask on the guess (default: the adapter's, else none)")
     args = parser.parse_args(argv)
     if not args.human:
         try:
@@ -80,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
 
         trained = run_answer_settings(args.adapter)
         policy = ModelPolicy(model, tokenizer, args.format or trained.get("prompt_format", "plain"), args.temperature,
-                             args.max_tokens, think=trained.get("think", True))
+                             args.max_tokens, think=trained.get("think", True),
+                             mask=args.mask or trained.get("mask", "none"))
         rejected: list[str] = []
         while not state.won and attempts < state.max_guesses:
             guess = policy.guess_batch([state.turns], [rejected])[0]

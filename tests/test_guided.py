@@ -1,5 +1,8 @@
 import unittest
 
+import mlx.core as mx
+import numpy as np
+
 from wordle_mlx.model import models
 from wordle_mlx.play import rollout
 from wordle_mlx.wordle import words
@@ -66,3 +69,89 @@ class TestWordGuessStyle(unittest.TestCase):
         self.assertIn("n", lower)  # crane
         self.assertNotIn("N", lower)  # one case per word
         self.assertIn("<", {tokenizer.decode([i]) for i in processor.allowed_ids(" crane").tolist()})
+
+
+class TestLegalMoveMasks(unittest.TestCase):
+    """`allowed_new` removes played words; under a mask the GRPO loss scores the masked distribution,
+    equal to a direct computation and to the log-probs the masked rollout sampled with."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.model, cls.tokenizer = models.load_model(models.TINY_MODEL)
+        prompt = rollout.chat_prompt(cls.tokenizer, [{"role": "user", "content": "guess"}])
+        cls.prompt = prompt + list(cls.tokenizer.encode("<guess>", add_special_tokens=False))  # the span is open
+
+    def pieces(self, processor, inside):
+        return {self.tokenizer.decode([i]) for i in processor.allowed_ids(inside).tolist()}
+
+    def test_allowed_new_removes_played_words_and_prefixes_only_they_continue(self):
+        from wordle_mlx.play import guided
+
+        allowed = ("CRANE", "CRANK", "SLATE")
+        free = AllowedWordsProcessor(self.tokenizer, allowed)
+        new = free.excluding(["crane", "slate"])
+        self.assertIn("E", self.pieces(free, "CRAN"))
+        self.assertNotIn("E", self.pieces(new, "CRAN"))  # CRANE was played
+        self.assertIn("K", self.pieces(new, "CRAN"))
+        self.assertIn("S", self.pieces(free, ""))
+        self.assertNotIn("S", self.pieces(new, ""))  # SLATE was the only S word
+        self.assertIsNone(guided.mask_processor(self.tokenizer, "none", ["crane"]))
+        self.assertEqual(guided.mask_processor(self.tokenizer, "allowed_new", ["crane"]).exclude, {"CRANE"})
+        with self.assertRaisesRegex(ValueError, "mask: expected one of none, allowed, allowed_new"):
+            guided.mask_processor(self.tokenizer, "legal", [])
+
+    def test_masked_rollout_spells_only_new_words(self):
+        from wordle_mlx.play import guided
+
+        mask = guided.mask_processor(self.tokenizer, "allowed_new", ["crane"])
+        mx.random.seed(0)
+        group = rollout.sample_groups(self.model, self.tokenizer, [self.prompt], 6, 1.0, 12, prompt_processors=[[mask]])[0]
+        for c in group:
+            word = c.text[:5]
+            self.assertTrue(words.is_allowed(word.lower()), c.text)
+            self.assertNotEqual(word.upper(), "CRANE")
+
+    def test_the_loss_scores_the_distribution_the_masked_samples_came_from(self):
+        from wordle_mlx.play import guided
+        from wordle_mlx.train import grpo, logprobs, train_rl
+
+        mask = guided.mask_processor(self.tokenizer, "allowed_new", ["crane"])
+        mx.random.seed(1)
+        group = rollout.sample_groups(self.model, self.tokenizer, [self.prompt], 4, 1.0, 12, prompt_processors=[[mask]])[0]
+        seqs = [grpo.TrainSequence(self.prompt, c.tokens, 1.0, train_rl.masked_ids(mask, self.prompt, c.tokens))
+                for c in group]
+        self.assertTrue(all(s.allowed for s in seqs))
+        batch = logprobs.make_token_batch(seqs, by_group=True)
+        got = np.array(logprobs.batch_logprobs(self.model, batch, 1.0))
+        sampled = np.concatenate([np.array(c.logprobs) for c in group])
+        np.testing.assert_allclose(got, sampled, atol=1e-4)  # what the masked rollout recorded
+        direct = []
+        for s in seqs:  # full logits, -inf outside each position's allowed ids, log-softmax
+            full = s.prompt + s.completion
+            logits = np.array(self.model(mx.array([full[:-1]]))[0], dtype=np.float64)
+            for j, token in enumerate(s.completion):
+                row = logits[len(s.prompt) - 1 + j].copy()
+                if s.allowed[j] is not None:
+                    keep = np.full(row.shape, -np.inf)
+                    keep[s.allowed[j]] = 0.0
+                    row = row + keep
+                direct.append(row[token] - np.log(np.exp(row - row.max()).sum()) - row.max())
+        np.testing.assert_allclose(got, np.array(direct), atol=1e-4)
+        unmasked = np.array(logprobs.batch_logprobs(self.model, logprobs.make_token_batch(
+            [grpo.TrainSequence(s.prompt, s.completion, 1.0) for s in seqs], by_group=True), 1.0))
+        self.assertGreater(float(np.abs(unmasked - got).max()), 1.0)  # the mask matters
+
+    def test_the_reference_path_refuses_masked_sequences(self):
+        import mlx.optimizers as optim
+
+        from wordle_mlx.train import grpo
+
+        seq = grpo.TrainSequence(self.prompt, [5, 6], 1.0, [np.array([5]), None])
+        with self.assertRaisesRegex(ValueError, "needs the shared-prompt update"):
+            grpo.update(self.model, optim.SGD(1.0), [seq], grpo.UpdateSettings(shared_prompt=False))
+
+    def test_policy_reports_its_mask(self):
+        from wordle_mlx.play.policy import ModelPolicy
+
+        policy = ModelPolicy(self.model, self.tokenizer, "compact", 0.0, 8, think=False, mask="allowed_new")
+        self.assertEqual((policy.describe()["mask"], policy.describe()["guided"]), ("allowed_new", True))

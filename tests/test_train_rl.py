@@ -90,6 +90,15 @@ class TestTrainLoop(unittest.TestCase):
         self.assertRegex(console.export_text(), r"2 eval words \(greedy\), start \(the base model\) -> trained: "
                                                 r"won \d -> \d, valid (\d+%|n/a) -> (\d+%|n/a), consistent")
 
+    def test_a_masked_run_trains_and_its_adapters_say_which_mask(self):
+        from wordle_mlx.play.policy import run_answer_settings
+
+        config = load_config(ROOT / "config" / "tiny_test.json", [f"logging.logs_dir={self.logs}", "logging.run_name=m",
+                                                                  "training.steps=1", "sampling.mask=allowed_new"])
+        run_dir = train_rl.train(config)
+        self.assertEqual(len(lines(run_dir / "metrics.jsonl")), 1)
+        self.assertEqual(run_answer_settings(run_dir / "adapters")["mask"], "allowed_new")  # evaluate's default
+
     def test_final_eval_without_the_start(self):
         from rich.console import Console
 

@@ -64,6 +64,9 @@ class SamplingConfig(_Section):
     prompt_format: Literal["plain", "symbols", "rows", "compact"] = Field(
         "compact", description="how the game state is written (compact: one line per guess)")
     think: bool = Field(False, description="answers start with a <think> block (False: the sft.think_style none layout)")
+    mask: Literal["none", "allowed", "allowed_new"] = Field(
+        "none", description="legal-move mask on the <guess> span while sampling (and in the loss): allowed words "
+        "only, or allowed words not yet played in the game; evaluate and play use the adapter's by default")
     guess_style: Literal["upper", "word", "letters"] = Field(
         "upper", description="CRANE, ' crane' (one whole-word token) or ' C R A N E' (one token per letter)")
 

@@ -121,7 +121,8 @@ def save_adapters(model: nn.Module, path: str | Path, settings: LoraSettings | N
     return path
 
 
-def export_adapters(src: str | Path, out: str | Path, dtype: str = "float16", answer_settings: dict | None = None) -> Path:
+def export_adapters(src: str | Path, out: str | Path, dtype: str = "float16", answer_settings: dict | None = None,
+                    base_model: str | None = None) -> Path:
     """Copy trained adapters (mlx-lm format) to `out` with the weights cast to `dtype` (float16 halves
     the file) and the prompt format / think layout they were trained with stored in
     adapter_config.json (`wordle_mlx.sampling`), so a shipped adapter directory stands alone."""
@@ -132,6 +133,8 @@ def export_adapters(src: str | Path, out: str | Path, dtype: str = "float16", an
         raise ValueError(f"dtype: expected float16, bfloat16 or float32, got {dtype!r}")
     weights = {k: v.astype(getattr(mx, dtype)) for k, v in mx.load(str(src / ADAPTER_WEIGHTS)).items()}
     config = json.loads((src / ADAPTER_CONFIG).read_text())
+    if base_model and "model" not in config:
+        config = {"model": base_model, **config}
     if answer_settings:
         config.setdefault("wordle_mlx", {})["sampling"] = dict(answer_settings)
     out.mkdir(parents=True, exist_ok=True)

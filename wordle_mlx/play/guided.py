@@ -15,13 +15,21 @@ that never opens it stays invalid). The trie is a set of word prefixes; the allo
 prefix are computed on first use and cached. Simplifications: a token that spans the opening tag
 and the first letters is not handled (the tag is its own token run in the SmolLM2 vocabulary).
 
-Numbers made with it are reported separately from unconstrained decoding: it is a decoding aid,
-not something the model learned.
+Legal moves (`sampling.mask`, `scripts.evaluate --mask`): `allowed` keeps the span on allowed
+words; `allowed_new` also removes the words already played in the game (`exclude`), so every guess
+is a real word not yet tried, the way move masks work in game-playing RL. A prefix stays open while
+some allowed word not excluded continues it. `allowed_after(tokens)` gives the allowed ids after any
+token context, so the GRPO loss can score the masked distribution the samples came from.
+
+Numbers made with a mask are reported with the mask's name: it is a decoding aid, not something
+the model learned, unless the model was trained under it.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from functools import lru_cache
+from typing import Sequence
 
 import mlx.core as mx
 import numpy as np
@@ -30,31 +38,54 @@ from wordle_mlx.wordle import words as wordlists
 
 OPEN, CLOSE = "<guess>", "</guess>"
 LOOKBACK_TOKENS = 32  # enough for the tag and a 5-letter word even at one byte per token
+MASKS = ("none", "allowed", "allowed_new")
+_VOCABS: dict[int, tuple] = {}  # id(tokenizer) -> (tokenizer, vocab_size, letter tokens, closing-tag tokens)
+
+
+def _vocab(tokenizer) -> tuple[int, list, list]:
+    """(vocab size, [(id, piece)] of letter tokens, [(id, piece)] of closing-tag pieces), once per tokenizer."""
+    cached = _VOCABS.get(id(tokenizer))
+    if cached is not None and cached[0] is tokenizer:
+        return cached[1:]
+    vocab_size = max(tokenizer.vocab_size, len(tokenizer.get_vocab()))
+    pieces = {}
+    for i in range(vocab_size):
+        try:
+            pieces[i] = tokenizer.decode([i])
+        except Exception:  # noqa: BLE001  (ids the tokenizer cannot decode are never allowed)
+            continue
+
+    def letters(p: str) -> bool:
+        body = p[1:] if p.startswith(" ") else p
+        return bool(body) and body.isascii() and body.isalpha() and (body.isupper() or body.islower())
+
+    letter_tokens = [(i, p) for i, p in pieces.items() if letters(p)]
+    close_tokens = [(i, p) for i, p in pieces.items() if p and p in CLOSE]  # pieces of the closing tag
+    _VOCABS[id(tokenizer)] = (tokenizer, vocab_size, letter_tokens, close_tokens)
+    return vocab_size, letter_tokens, close_tokens
+
+
+@lru_cache(maxsize=8)
+def _prefix_counts(words: frozenset[str]) -> Counter:
+    return Counter(w[:i] for w in words for i in range(1, len(w) + 1))
 
 
 class AllowedWordsProcessor:
     """Logits processor restricting the `<guess>` span to allowed 5-letter words (uppercase)."""
 
-    def __init__(self, tokenizer, allowed: tuple[str, ...] | None = None):
+    def __init__(self, tokenizer, allowed: tuple[str, ...] | None = None, exclude: Sequence[str] = ()):
         self.tokenizer = tokenizer
-        words = [w.upper() for w in (allowed or wordlists.allowed())]
-        self.words = frozenset(words)
-        self.prefixes = frozenset(w[:i] for w in words for i in range(1, len(w) + 1))
-        vocab_size = max(tokenizer.vocab_size, len(tokenizer.get_vocab()))
-        self.vocab_size = vocab_size
-        pieces = {}
-        for i in range(vocab_size):
-            try:
-                pieces[i] = tokenizer.decode([i])
-            except Exception:  # noqa: BLE001  (ids the tokenizer cannot decode are never allowed)
-                continue
-        def letters(p: str) -> bool:
-            body = p[1:] if p.startswith(" ") else p
-            return bool(body) and body.isascii() and body.isalpha() and (body.isupper() or body.islower())
-
-        self.letter_tokens = [(i, p) for i, p in pieces.items() if letters(p)]
-        self.close_tokens = [(i, p) for i, p in pieces.items() if p and p in CLOSE]  # pieces of the closing tag
+        self.words = frozenset(w.upper() for w in (allowed or wordlists.allowed()))
+        self.exclude = frozenset(w.upper() for w in exclude) & self.words
+        counts = _prefix_counts(self.words)
+        gone = Counter(w[:i] for w in self.exclude for i in range(1, len(w) + 1))
+        self.prefixes = frozenset(p for p, n in counts.items() if n > gone.get(p, 0))  # some open word continues it
+        self.vocab_size, self.letter_tokens, self.close_tokens = _vocab(tokenizer)
         self._allowed = lru_cache(maxsize=4096)(self._allowed_ids)
+
+    def excluding(self, played: Sequence[str]) -> "AllowedWordsProcessor":
+        """The same mask with `played` words removed too (`allowed_new`); shares the vocabulary work."""
+        return AllowedWordsProcessor(self.tokenizer, tuple(self.words), played)
 
     def span_prefix(self, text: str) -> str | None:
         """Text written inside an open `<guess>` tag, or None when outside one."""
@@ -70,7 +101,7 @@ class AllowedWordsProcessor:
         lt = inside.find("<")
         if lt >= 0:  # in the closing tag: continue it
             word, tag = inside[:lt].strip(), inside[lt:]
-            if word.upper() not in self.words or not CLOSE.startswith(tag):
+            if word.upper() not in self.words or word.upper() in self.exclude or not CLOSE.startswith(tag):
                 return None  # off the trie already (cannot happen under this processor): leave it
             rest = CLOSE[len(tag):]
             return np.array([i for i, p in self.close_tokens if rest.startswith(p)], dtype=np.int64)
@@ -86,7 +117,7 @@ class AllowedWordsProcessor:
                 continue  # keep one case
             if (word + body).upper() in self.prefixes:
                 ids.append(i)
-        if word.upper() in self.words:
+        if word.upper() in self.words and word.upper() not in self.exclude:
             ids += [i for i, p in self.close_tokens if CLOSE.startswith(p)]
         return np.array(ids, dtype=np.int64)
 
@@ -94,15 +125,30 @@ class AllowedWordsProcessor:
         """Token ids allowed after `inside` (the text since `<guess>`); None = no constraint."""
         return self._allowed(inside)
 
-    def __call__(self, tokens: mx.array, logits: mx.array) -> mx.array:
-        """tokens: (T,) or (1, T) context ids; logits: (1, V)."""
-        tail = np.array(tokens).reshape(-1)[-LOOKBACK_TOKENS:].tolist()
+    def allowed_after(self, tokens: Sequence[int]) -> np.ndarray | None:
+        """Token ids allowed after this context (prompt + completion so far); None = no constraint."""
+        tail = [int(t) for t in tokens[-LOOKBACK_TOKENS:]]
         inside = self.span_prefix(self.tokenizer.decode(tail))
         if inside is None:
-            return logits
+            return None
         ids = self.allowed_ids(inside)
-        if ids is None or len(ids) == 0:
+        return None if ids is None or len(ids) == 0 else ids
+
+    def __call__(self, tokens: mx.array, logits: mx.array) -> mx.array:
+        """tokens: (T,) or (1, T) context ids; logits: (1, V)."""
+        ids = self.allowed_after(np.array(tokens).reshape(-1).tolist())
+        if ids is None:
             return logits
         mask = np.full((logits.shape[-1],), -np.inf, dtype=np.float32)
         mask[ids[ids < logits.shape[-1]]] = 0.0
         return logits + mx.array(mask)
+
+
+def mask_processor(tokenizer, mask: str, played: Sequence[str] = ()) -> AllowedWordsProcessor | None:
+    """The logits processor of a legal-move mask for one game: None for `none`; `allowed`; `allowed_new`
+    (the words already `played` removed too)."""
+    if mask not in MASKS:
+        raise ValueError(f"mask: expected one of {', '.join(MASKS)}, got {mask!r}")
+    if mask == "none":
+        return None
+    return AllowedWordsProcessor(tokenizer, exclude=played if mask == "allowed_new" else ())

@@ -23,11 +23,13 @@ class ModelPolicy(Policy):
     name = "model"
 
     def __init__(self, model, tokenizer, fmt: str = "plain", temperature: float = 0.0, max_tokens: int = 96,
-                 label: str = "model", think: bool = True, logits_processors: list | None = None):
+                 label: str = "model", think: bool = True, logits_processors: list | None = None,
+                 mask: str = "none"):
         self.model, self.tokenizer = model, tokenizer
         self.fmt, self.temperature, self.max_tokens, self.label = fmt, temperature, max_tokens, label
         self.think = think
         self.logits_processors = logits_processors
+        self.mask = mask  # legal-move mask per game (wordle_mlx.play.guided): none, allowed, allowed_new
         self.last_completions: list[str] = []
         self.last_parsed: list[prompts.Parsed] = []
         self.on_progress = None  # set by the evaluator: told the fraction of the current batch that is done
@@ -38,19 +40,25 @@ class ModelPolicy(Policy):
         rejected = rejected or [()] * len(histories)
         prompt_ids = [rollout.chat_prompt(self.tokenizer, prompts.build_messages(h, self.fmt, rejected=r))
                       for h, r in zip(histories, rejected)]
+        per_game = None
+        if self.mask != "none":
+            from wordle_mlx.play import guided
+
+            per_game = [[guided.mask_processor(self.tokenizer, self.mask, [t.guess for t in h])] for h in histories]
         groups = rollout.sample_groups(self.model, self.tokenizer, prompt_ids, 1, self.temperature, self.max_tokens,
-                                       logits_processors=self.logits_processors, on_progress=self.on_progress)
+                                       logits_processors=self.logits_processors, on_progress=self.on_progress,
+                                       prompt_processors=per_game)
         self.last_completions = [g[0].text for g in groups]
         self.last_parsed = [prompts.parse_completion(text, strict=True, think=self.think) for text in self.last_completions]
         return [parsed.attempt for parsed in self.last_parsed]
 
     def describe(self) -> dict:
         return {"name": self.label, "format": self.fmt, "temperature": self.temperature, "think": self.think,
-                "guided": bool(self.logits_processors)}
+                "guided": bool(self.logits_processors) or self.mask != "none", "mask": self.mask}
 
 
 def run_answer_settings(adapter_path: str | Path | None) -> dict:
-    """The prompt format and think layout an adapter was trained with: from its adapter_config.json
+    """The prompt format, think layout and legal-move mask an adapter was trained with: from its adapter_config.json
     (`wordle_mlx.sampling`, written by `lora.export_adapters`), else from its run's saved config
     (`<run>/config.json` beside `<run>/adapters`); {} when there is neither."""
     if adapter_path is None:
@@ -63,7 +71,7 @@ def run_answer_settings(adapter_path: str | Path | None) -> dict:
                 sampling = sampling.get(k, {})
         except (OSError, ValueError, AttributeError):
             continue
-        found = {k: sampling[k] for k in ("prompt_format", "think") if k in sampling}
+        found = {k: sampling[k] for k in ("prompt_format", "think", "mask") if k in sampling}
         if found:
             return found
     return {}

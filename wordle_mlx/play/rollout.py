@@ -86,12 +86,14 @@ def stop_tokens(tokenizer) -> list[list[int]]:
 def sample_groups(model, tokenizer, prompts: Sequence[Sequence[int]], n: int, temperature: float | Sequence[float],
                   max_tokens: int, top_p: float = 1.0, stats: RolloutStats | None = None,
                   logits_processors: list | None = None,
-                  on_progress: Callable[[float], None] | None = None) -> list[list[Completion]]:
+                  on_progress: Callable[[float], None] | None = None,
+                  prompt_processors: Sequence[list | None] | None = None) -> list[list[Completion]]:
     """N completions for each prompt, all rows decoded in one batch. Returns [prompt][sample].
 
     `temperature` 0 means greedy; a sequence gives each prompt its own (one sampler per distinct
     value, still one batch). `logits_processors` (mlx-lm's `(tokens, logits) -> logits`) apply
-    to every row; the recorded log-probs are then those of the processed logits. `on_progress(f)`
+    to every row, `prompt_processors` (one list or None per prompt) to that prompt's rows (a
+    legal-move mask per game); the recorded log-probs are then those of the processed logits. `on_progress(f)`
     is told the fraction done (0..1: prefills are the first 30%, decode steps out of `max_tokens`
     the rest) after every prefill and decode step, so a progress bar can move within one batch.
     """
@@ -102,6 +104,8 @@ def sample_groups(model, tokenizer, prompts: Sequence[Sequence[int]], n: int, te
     temps = [float(temperature)] * len(prompts) if isinstance(temperature, (int, float)) else list(temperature)
     if len(temps) != len(prompts):
         raise ValueError(f"sample_groups: {len(temps)} temperatures for {len(prompts)} prompts")
+    if prompt_processors is not None and len(prompt_processors) != len(prompts):
+        raise ValueError(f"sample_groups: {len(prompt_processors)} processor lists for {len(prompts)} prompts")
     samplers = {t: make_sampler(temp=t, top_p=top_p if 0 < top_p < 1 else 0.0) for t in dict.fromkeys(temps)}
     generator = BatchGenerator(model, max_tokens=max_tokens, stop_tokens=stop_tokens(tokenizer),
                                sampler=samplers[temps[0]], completion_batch_size=rows, prefill_batch_size=rows)
@@ -113,7 +117,7 @@ def sample_groups(model, tokenizer, prompts: Sequence[Sequence[int]], n: int, te
             uids = generator.insert([[prompt[-1]]] * n, caches=[fork(cache) for _ in range(n)],
                                     all_tokens=[list(prompt[:-1]) for _ in range(n)],
                                     samplers=None if len(samplers) == 1 else [samplers[temps[g]]] * n,
-                                    logits_processors=[list(logits_processors)] * n if logits_processors else None)
+                                    logits_processors=_row_processors(logits_processors, prompt_processors, g, n))
             owner.update({uid: (g, i) for i, uid in enumerate(uids)})
             stats.prompt_tokens += len(prompt)
             if on_progress is not None:
@@ -147,6 +151,12 @@ def sample_groups(model, tokenizer, prompts: Sequence[Sequence[int]], n: int, te
         stats.generated_tokens += len(toks)
     stats.rows += rows
     return out
+
+
+def _row_processors(shared: list | None, per_prompt: Sequence[list | None] | None, g: int, n: int) -> list | None:
+    """The logits processors of prompt g's n rows: the shared ones, then that prompt's own."""
+    mine = list(shared or []) + list((per_prompt[g] or []) if per_prompt is not None else [])
+    return [list(mine) for _ in range(n)] if mine else None
 
 
 def chat_prompt(tokenizer, messages: list[dict]) -> list[int]:

@@ -13,6 +13,9 @@ Algorithm (per step, over every group sampled while playing the step's games):
   `pack_groups=False` a chunk holds one group's completions (the earlier layout). The reference
   path (`shared_prompt=False`) runs every row's whole prompt + completion with full logits and a
   mask. All give the same loss and gradients (tests), the shared paths with far less work.
+* under a legal-move mask (`sampling.mask`) the samples came from the masked distribution, so the
+  loss scores that one: at each completion token the logits outside the ids the mask allowed there
+  (`TrainSequence.allowed`) are -inf before the softmax (shared-prompt path only).
 * token-level clipped objective (DAPO-style normalisation over all completion tokens of the step):
     ratio = exp(logp - logp_old),  loss_t = -min(ratio * A, clip(ratio, 1 - eps, 1 + eps_high) * A)
             + beta * (exp(ref - logp) - (ref - logp) - 1)        (k3 KL to the reference policy)
@@ -66,6 +69,7 @@ class TrainSequence:
     prompt: list[int]
     completion: list[int]
     advantage: float
+    allowed: list | None = None  # per completion token: the ids a legal-move mask allowed there, or None (free)
 
 
 def make_batch(seqs: Sequence[TrainSequence], pad_id: int = 0) -> tuple[mx.array, mx.array, mx.array]:
@@ -278,6 +282,8 @@ def update(model, optimizer: optim.Optimizer, seqs: Sequence[TrainSequence], set
     import time
 
     world = world or World()
+    if not settings.shared_prompt and any(s.allowed for s in seqs):
+        raise ValueError("a legal-move mask (sampling.mask) needs the shared-prompt update (training.shared_prompt)")
     path = (_SharedPromptPath if settings.pack_groups else _OneGroupPath) if settings.shared_prompt else _ReferencePath
     stats = UpdateStats()
     if settings.beta == 0:

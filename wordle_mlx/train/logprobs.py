@@ -8,7 +8,7 @@ prompt + completion and builds full-vocabulary logits at every position. Here in
   game state's prompt, N completions; an SFT batch: the chat template and system prompt). The
   prefix goes through the model once, as one row, with gradients (LoRA changes its keys and
   values); its per-layer keys/values are broadcast to the B rows, and the rest of each row attends
-  to them (`PrefixCache`: no in-place writes, so the gradient flows back into the prefix pass).
+  to them (`GroupedPrefixCache`: no in-place writes, so the gradient flows back into the prefix pass).
 * **many groups per forward** (`by_group`): a GRPO chunk may hold K groups (K game states, their
   completions). Three levels then run one after the other through the same caches: the prefix
   all K prompts share (system prompt and chat template: one row), the K groups' own prompt parts
@@ -25,6 +25,9 @@ prompt + completion and builds full-vocabulary logits at every position. Here in
 
 Positions and RoPE offsets are exactly those of the full sequence, so the log-probs equal the
 reference path's up to float rounding (tests compare loss and every LoRA gradient).
+
+Under a legal-move mask a batch carries, per masked scored position, the token ids the mask
+allowed; the logits elsewhere are -inf before the softmax (the distribution the samples came from).
 
 Simplifications: rows are right-padded after the prefix (padding is never scored, and causal
 attention keeps it from affecting real tokens; a group part's padding is masked for the rows that
@@ -43,37 +46,6 @@ import numpy as np
 from mlx_lm.models.base import create_causal_mask
 
 
-class PrefixCache:
-    """One layer's keys/values for B rows that continue one shared prefix (differentiable).
-
-    The first call (the prefix, batch 1) stores its keys/values; later calls broadcast them to
-    the new rows' batch and append the new keys/values by concatenation.
-    """
-
-    def __init__(self):
-        self.keys: mx.array | None = None  # (1 or B, kv_heads, S, head_dim)
-        self.values: mx.array | None = None
-        self.offset = 0
-
-    def update_and_fetch(self, keys: mx.array, values: mx.array) -> tuple[mx.array, mx.array]:
-        if self.keys is None:
-            self.keys, self.values = keys, values
-        else:
-            rows = keys.shape[0]
-            old_k = mx.broadcast_to(self.keys, (rows, *self.keys.shape[1:]))
-            old_v = mx.broadcast_to(self.values, (rows, *self.values.shape[1:]))
-            self.keys = mx.concatenate([old_k, keys], axis=2)
-            self.values = mx.concatenate([old_v, values], axis=2)
-        self.offset += keys.shape[2]
-        return self.keys, self.values
-
-    def make_mask(self, n: int, return_array: bool = False, window_size: int | None = None):
-        if self.offset == 0 and window_size is None and not return_array:
-            return "causal" if n > 1 else None
-        return create_causal_mask(n, self.offset, window_size=window_size)
-
-
-
 class GroupedPrefixCache:
     """One layer's keys/values through levels of rows, each level's rows continuing rows of the one before.
 
@@ -82,7 +54,8 @@ class GroupedPrefixCache:
     of its new tokens are real (the rest is right padding, masked for later levels). Keys/values of
     earlier levels are gathered to the new rows and the new ones appended by concatenation (no
     in-place writes, so gradients reach every level). With one earlier row, uniform starts and no
-    padding it behaves as `PrefixCache` (broadcast, scalar offset, the plain causal mask).
+    padding (one shared prefix, then the rows) the keys are broadcast, the offset is a number and the
+    mask the plain causal one.
     """
 
     def __init__(self):
@@ -114,7 +87,7 @@ class GroupedPrefixCache:
                 np.broadcast_to(self.key_valid, (rows, self.key_valid.shape[1])))
 
     def _simple(self, rows: int) -> bool:
-        """True when the level is a plain continuation (PrefixCache's case): scalar offset, nothing masked."""
+        """True when the level is a plain continuation of one shared prefix: scalar offset, nothing masked."""
         old_pos, old_valid = self._old(rows)
         return (isinstance(self.offset, int) and bool(old_valid.all())
                 and (old_pos.shape[1] == 0 or bool(np.all(old_pos == np.arange(old_pos.shape[1]))))
@@ -195,6 +168,7 @@ class TokenBatch:
     groups: mx.array | None = None  # (K, G) int32 each group's prompt after `prefix` but its last token, right-padded
     group_lengths: np.ndarray | None = None  # (K,) real tokens of each `groups` row
     row_group: np.ndarray | None = None  # (B,) the group each row continues
+    allowed: list | None = None  # [(scored position t, allowed ids)] under a legal-move mask; None = free
 
     @property
     def num_targets(self) -> int:
@@ -262,17 +236,20 @@ def make_token_batch(seqs: Sequence, pad_id: int = 0, share_prefix: bool = True,
     fulls = [list(s.prompt) + list(s.completion) for s in seqs]
     length = max(len(f) - 1 - st for f, st in zip(fulls, starts))
     inputs = np.full((len(seqs), length), pad_id, dtype=np.int32)
-    positions, targets, rows = [], [], []
+    positions, targets, rows, allowed = [], [], [], []
     for b, (s, full, st) in enumerate(zip(seqs, fulls, starts)):
         inputs[b, : len(full) - 1 - st] = full[st:-1]
+        masks = getattr(s, "allowed", None)
         for j in range(len(s.prompt), len(full)):  # target index in the full row, predicted at j - 1
+            if masks is not None and masks[j - len(s.prompt)] is not None:
+                allowed.append((len(targets), np.asarray(masks[j - len(s.prompt)], dtype=np.int64)))
             positions.append(b * length + (j - 1 - st))
             targets.append(int(full[j]))
             rows.append(b)
     prefix = mx.array([[int(t) for t in seqs[0].prompt[:p]]], dtype=mx.int32) if p > 0 else None
     return TokenBatch(prefix, mx.array(inputs), mx.array(positions, dtype=mx.int32), mx.array(targets, dtype=mx.int32),
                       mx.array(rows, dtype=mx.int32), mx.array([float(s.advantage) for s in seqs], dtype=mx.float32),
-                      sum(len(f) for f in fulls), groups, group_lengths, row_group)
+                      sum(len(f) for f in fulls), groups, group_lengths, row_group, allowed or None)
 
 
 @dataclass
@@ -308,25 +285,34 @@ def batch_logprobs(model, batch: TokenBatch, temperature: float = 1.0) -> mx.arr
         hidden_logits = logits.reshape(rows * tokens.shape[1], -1)[flat]
     else:
         cache = None
-        if batch.groups is not None:
+        if batch.prefix is not None or batch.groups is not None:
             cache = [GroupedPrefixCache() for _ in range(len(body.layers))]
             if batch.prefix is not None:
                 _begin(cache, None, np.zeros(1, dtype=np.int64))
-                body(batch.prefix, cache=cache)  # the prefix all groups share; its outputs are never used
-            k = batch.num_groups
-            _begin(cache, np.zeros(k, dtype=np.int64) if batch.prefix is not None else None,
-                   np.full(k, batch.prefix_len, dtype=np.int64), batch.group_lengths)
-            body(batch.groups, cache=cache)  # (K, G) each group's own prompt part
-            _begin(cache, batch.row_group, batch.row_starts())
-        elif batch.prefix is not None:
-            cache = [PrefixCache() for _ in range(len(body.layers))]
-            body(batch.prefix, cache=cache)  # fills the caches; its own outputs are never used
+                body(batch.prefix, cache=cache)  # the prefix all rows share; its outputs are never used
+            if batch.groups is not None:
+                k = batch.num_groups
+                _begin(cache, np.zeros(k, dtype=np.int64) if batch.prefix is not None else None,
+                       np.full(k, batch.prefix_len, dtype=np.int64), batch.group_lengths)
+                body(batch.groups, cache=cache)  # (K, G) each group's own prompt part
+            _begin(cache, batch.row_group if batch.groups is not None else None, batch.row_starts())
         hidden = body(batch.inputs, cache=cache)  # (B, L, D)
         picked = hidden.reshape(rows * length, hidden.shape[-1])[batch.positions]  # (T, D)
         hidden_logits = head(picked)  # (T, V)
     logits = hidden_logits.astype(mx.float32) / temperature
+    if batch.allowed:
+        logits = logits + allowed_bias(batch.allowed, logits.shape)
     chosen = mx.take_along_axis(logits, batch.targets[:, None], axis=-1).squeeze(-1)
     return chosen - mx.logsumexp(logits, axis=-1)
+
+
+def allowed_bias(allowed: list, shape: tuple[int, int]) -> mx.array:
+    """(T, V) 0 where a legal-move mask allowed a token (and at unmasked positions), -inf elsewhere."""
+    bias = np.zeros(shape, dtype=np.float32)
+    for t, ids in allowed:
+        bias[t] = -np.inf
+        bias[t, ids[ids < shape[1]]] = 0.0
+    return mx.array(bias)
 
 
 def _begin(cache: list[GroupedPrefixCache], parents, starts, lengths=None) -> None:

@@ -49,7 +49,7 @@ from mlx.utils import tree_flatten
 
 from wordle_mlx import jsonl
 from wordle_mlx.model import lora, memory, models
-from wordle_mlx.play import evaluate, rollout
+from wordle_mlx.play import evaluate, guided, rollout
 from wordle_mlx.train import checkpoint, grpo, rewards, runs, synth
 from wordle_mlx.wordle import words as wordlists
 from wordle_mlx.config import Config
@@ -224,6 +224,18 @@ def _guide_completion(solver, tokenizer, state: GameState, guess_style: str) -> 
     return rollout.Completion(tokens, text, "guide")
 
 
+def masked_ids(mask, prompt: list[int], completion: list[int]) -> list | None:
+    """Per completion token, the ids the game's legal-move mask allowed there (None where it did not
+    constrain, or where the token is not among them: the guide's answer may be tokenised another way)."""
+    if mask is None:
+        return None
+    out = []
+    for j, token in enumerate(completion):
+        ids = mask.allowed_after(list(prompt) + list(completion[:j]))
+        out.append(ids if ids is not None and token in set(ids.tolist()) else None)
+    return out if any(a is not None for a in out) else None
+
+
 def _temperature(s, rejected: list[str]) -> float:
     """The turn's sampling temperature: `temperature_after_invalid` once `hot_after_invalid_answers`
     invalid answers cost the game turns, else `temperature`."""
@@ -263,8 +275,10 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
                                 f"{s.max_prompt_tokens}; raise it or use a shorter sampling.prompt_format")
         temps = [_temperature(s, rejected[i]) for i in active]
         hot_groups += sum(t != s.temperature for t in temps)
+        masks = {i: guided.mask_processor(tokenizer, s.mask, [t.guess for t in games[i].turns]) for i in active}
         samples = rollout.sample_groups(model, tokenizer, prompt_ids, s.num_generations, temps,
-                                        s.max_new_tokens, s.top_p, rollout_stats, on_progress=report)
+                                        s.max_new_tokens, s.top_p, rollout_stats, on_progress=report,
+                                        prompt_processors=[[masks[i]] if masks[i] else None for i in active])
         for i, prompt, group, temp in zip(active, prompt_ids, samples, temps):
             state = games[i]
             extra = None if guide is None else _guide_completion(guide, tokenizer, state, s.guess_style)
@@ -282,10 +296,12 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
             if zero and config.training.dynamic_sampling:  # with a guide: only if the guide scored like every sample
                 resampled += 1
                 group = rollout.sample_groups(model, tokenizer, [prompt], s.num_generations, temp,
-                                              s.max_new_tokens, s.top_p, rollout_stats)[0]
+                                              s.max_new_tokens, s.top_p, rollout_stats,
+                                              prompt_processors=[[masks[i]] if masks[i] else None])[0]
                 scored, advantages, zero = score(group)
             if extra is not None:  # one more member: the solver's answer, normalised with the group
-                seqs.append(grpo.TrainSequence(prompt, extra.tokens, float(advantages[-1])))
+                seqs.append(grpo.TrainSequence(prompt, extra.tokens, float(advantages[-1]),
+                                               masked_ids(masks[i], prompt, extra.tokens)))
                 guide_advantages.append(float(advantages[-1]))
                 scored, advantages = scored[:-1], advantages[:-1]
             groups += 1
@@ -293,7 +309,7 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
             consistent_groups += int(any(b.consistent for b in scored))
             curriculum.update(scored)
             for c, b, a in zip(group, scored, advantages):
-                seqs.append(grpo.TrainSequence(prompt, c.tokens, float(a)))
+                seqs.append(grpo.TrainSequence(prompt, c.tokens, float(a), masked_ids(masks[i], prompt, c.tokens)))
                 records.append((i, state, c, b, float(a), list(rejected[i])))
             best = _best_valid(scored) if by_best else None
             if best is not None:
@@ -373,10 +389,10 @@ def _samples(step: int, played: dict, k: int) -> list[dict]:
 
 
 def greedy_report(model, tokenizer, config: Config, n: int, progress: bool = False, **meta) -> dict:
-    """evaluate's report of greedy games on `n` fixed eval words (seed 0) in the run's answer format."""
+    """evaluate's report of greedy games on `n` fixed eval words (seed 0) in the run's answer format and mask."""
     secrets = wordlists.sample_split("eval", n, seed=0)
     policy = ModelPolicy(model, tokenizer, config.sampling.prompt_format, 0.0, config.sampling.max_new_tokens,
-                         think=config.sampling.think, label=meta.pop("label", "model"))
+                         think=config.sampling.think, label=meta.pop("label", "model"), mask=config.sampling.mask)
     return evaluate.evaluate(policy, secrets, progress=progress, **meta)
 
 
