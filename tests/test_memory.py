@@ -2,6 +2,7 @@ import subprocess
 import sys
 import tempfile
 import unittest
+from unittest import mock
 from pathlib import Path
 
 import mlx.core as mx
@@ -132,21 +133,26 @@ class TestAutoSizes(unittest.TestCase):
     ARCH = memory.Architecture(layers=30, hidden=576, intermediate=1536, heads=9, kv_heads=3, head_dim=64,
                                vocab=49152, act_bytes=4)  # SmolLM2-135M in float32
 
-    def test_on_the_cpu_auto_is_the_recipe_sizes(self):
-        self.assertEqual(memory.auto_loss_batch_size(self.ARCH, 300, 16, 8, 64 * 2**30, gpu=False), 8)
-        self.assertEqual(memory.auto_sft_batch_size(self.ARCH, 150, 12, 64 * 2**30, gpu=False), 16)
+    def test_a_number_wins_and_auto_on_the_cpu_is_the_recipe_size_without_sizing(self):
+        def never() -> int:
+            raise AssertionError("sized by memory on the CPU")
+
+        self.assertEqual(memory.resolve_rows(3, 8, never), 3)
+        with mock.patch.object(memory, "backend", return_value="cpu"):
+            self.assertEqual(memory.resolve_rows("auto", 8, never), 8)
+        with mock.patch.object(memory, "backend", return_value="cuda"):
+            self.assertEqual(memory.resolve_rows("auto", 8, lambda: 64), 64)
 
     def test_on_a_gpu_the_rows_grow_with_memory_and_fit_the_budget(self):
-        sizes = [memory.auto_loss_batch_size(self.ARCH, 300, 16, 8, gb * 2**30, gpu=True) for gb in (1, 4, 16, 128)]
+        sizes = [memory.auto_loss_batch_size(self.ARCH, 300, 16, 8, gb * 2**30) for gb in (1, 4, 16, 128)]
         self.assertEqual(sizes, sorted(sizes))
         self.assertGreater(sizes[-1], sizes[0])
         self.assertLessEqual(sizes[-1], memory.AUTO_MAX_ROWS)
         for gb, rows in zip((1, 4, 16, 128), sizes):
             if rows > 1:
-                groups = -(-rows // 8)
-                used = memory.shared_prompt_activation_bytes(self.ARCH, rows, 300, 16, groups=groups)
+                used = memory.shared_prompt_activation_bytes(self.ARCH, rows, 300, 16, groups=-(-rows // 8))
                 self.assertLessEqual(used, memory.ACTIVATION_SHARE * gb * 2**30, (gb, rows))
-        sft = [memory.auto_sft_batch_size(self.ARCH, 150, 12, gb * 2**30, gpu=True) for gb in (1, 16, 128)]
+        sft = [memory.auto_sft_batch_size(self.ARCH, 150, 12, gb * 2**30) for gb in (1, 16, 128)]
         self.assertEqual(sft, sorted(sft))
         self.assertLessEqual(memory.sft_activation_bytes(self.ARCH, sft[1], 150, 12), memory.ACTIVATION_SHARE * 16 * 2**30)
 
@@ -155,15 +161,20 @@ class TestAutoSizes(unittest.TestCase):
         estimate = memory.sft_activation_bytes(self.ARCH, 256, 92, 10) / 2**30
         self.assertLess(abs(estimate - 37.9) / 37.9, 0.25, estimate)
 
-    def test_the_config_value_wins_over_auto(self):
-        arch, weights = self.ARCH, 513 * 2**20
-        self.assertEqual(memory.loss_batch_size_for(load_config(None, ["training.loss_batch_size=3"]), arch, weights, 10), 3)
-        auto = load_config(None)
-        self.assertEqual(auto.training.loss_batch_size, "auto")
-        expected = 8 if memory.backend() == "cpu" else None
-        if expected:
-            self.assertEqual(memory.loss_batch_size_for(auto, arch, weights, 10), expected)
-            self.assertEqual(memory.estimate(arch, weights, auto).loss_batch_size, expected)
+    def test_the_estimate_uses_the_resolved_chunk(self):
+        weights = 513 * 2**20
+        self.assertEqual(memory.estimate(self.ARCH, weights, load_config(None, ["training.loss_batch_size=3"])).loss_batch_size, 3)
+        with mock.patch.object(memory, "backend", return_value="cpu"):
+            self.assertEqual(memory.estimate(self.ARCH, weights, load_config(None)).loss_batch_size, 8)
+
+    def test_sizes_of_a_loaded_model(self):
+        model = tiny_model()
+        lora.apply_lora(model, lora.LoraSettings(rank=8))
+        arch, free = memory.loaded_model_sizes(model, limit_gb=1.0)
+        self.assertEqual((arch.layers, arch.act_bytes), (model.args.num_hidden_layers, 4))
+        from mlx.utils import tree_flatten
+        weights = sum(v.nbytes for _, v in tree_flatten(model.parameters()))
+        self.assertEqual(free, 2**30 - weights - 16 * lora.count_parameters(model)[0])
 
     def test_a_memory_limit_bounds_the_device_memory(self):
         self.assertEqual(memory.device_memory_bytes(2.0), 2 * 2**30)

@@ -363,11 +363,12 @@ def benchmark_update(games: int = 4, generations: int = 8, max_tokens: int = 64,
     rng = np.random.default_rng(seed)
     seqs = [grpo.TrainSequence(p, c.tokens, float(rng.normal())) for p, g in zip(prompt_ids, groups) for c in g]
     if loss_batch_size == "auto":
-        from wordle_mlx.model import lora
+        def sized_by_memory() -> int:
+            arch, free = memory.loaded_model_sizes(model)
+            return memory.auto_loss_batch_size(arch, max(len(p) for p in prompt_ids),
+                                               max(len(s.completion) for s in seqs), generations, free)
 
-        free = memory.free_bytes(memory.model_bytes(model), lora.count_parameters(model)[0])
-        loss_batch_size = memory.auto_loss_batch_size(memory.architecture_of(model), max(len(p) for p in prompt_ids),
-                                                      max(len(s.completion) for s in seqs), generations, free)
+        loss_batch_size = memory.resolve_rows("auto", memory.CPU_LOSS_BATCH, sized_by_memory)
     saved = tree_flatten(model.trainable_parameters())
     out = {"games": games, "generations": generations, "sequences": len(seqs), "prompt_format": prompt_format,
            "mean_prompt_tokens": float(np.mean([len(p) for p in prompt_ids])),
@@ -422,12 +423,14 @@ def benchmark_sft(examples: int = 64, batch_size: int | str = 16, prompt_format:
                                      rejected_rate=0.2))
     seqs = [sft.tokenize(tokenizer, r, 1024) for r in records]
     if batch_size == "auto":
-        from wordle_mlx.model import lora, memory
+        from wordle_mlx.model import memory
 
-        batch_size = memory.auto_sft_batch_size(memory.architecture_of(model),
-                                                max(len(s.prompt) + len(s.completion) for s in seqs),
-                                                max(len(s.completion) for s in seqs),
-                                                memory.free_bytes(memory.model_bytes(model), lora.count_parameters(model)[0]))
+        def sized_by_memory() -> int:
+            arch, free = memory.loaded_model_sizes(model)
+            return memory.auto_sft_batch_size(arch, max(len(s.prompt) + len(s.completion) for s in seqs),
+                                              max(len(s.completion) for s in seqs), free)
+
+        batch_size = memory.resolve_rows("auto", memory.CPU_SFT_BATCH, sized_by_memory)
     batches = sft.length_batches(seqs, batch_size)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     saved = tree_flatten(model.trainable_parameters())

@@ -47,6 +47,7 @@ import math
 import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 from wordle_mlx.config import Config
 
@@ -188,81 +189,50 @@ def device_memory_bytes(limit_gb: float | None = None) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def _largest_fitting(bytes_for_rows, budget: int, smallest: int) -> int:
+def _largest_fitting(bytes_for_rows: Callable[[int], int], free_bytes: int) -> int:
+    """The most rows (a power of two up to AUTO_MAX_ROWS, at least 1) whose bytes fit ACTIVATION_SHARE of free_bytes."""
     rows = AUTO_MAX_ROWS
-    while rows > smallest and bytes_for_rows(rows) > budget:
+    while rows > 1 and bytes_for_rows(rows) > ACTIVATION_SHARE * free_bytes:
         rows //= 2
-    return max(rows, smallest)
+    return rows
 
 
-def auto_loss_batch_size(arch: Architecture, prompt: int, completion: int, group_size: int,
-                         free_bytes: int, gpu: bool | None = None) -> int:
-    """Rows per GRPO loss chunk for `training.loss_batch_size: auto` (module docstring)."""
-    if not (backend() != "cpu" if gpu is None else gpu):
-        return CPU_LOSS_BATCH
-    budget = int(ACTIVATION_SHARE * free_bytes)
-    fits = lambda rows: shared_prompt_activation_bytes(arch, rows, prompt, completion,  # noqa: E731
-                                                       groups=max(1, -(-rows // max(group_size, 1))))
-    return _largest_fitting(fits, budget, 1)
+def auto_loss_batch_size(arch: Architecture, prompt: int, completion: int, group_size: int, free_bytes: int) -> int:
+    """Rows per GRPO loss chunk on a GPU for `training.loss_batch_size: auto` (groups packed: module docstring)."""
+    return _largest_fitting(lambda rows: shared_prompt_activation_bytes(
+        arch, rows, prompt, completion, groups=-(-rows // max(group_size, 1))), free_bytes)
 
 
 def sft_activation_bytes(arch: Architecture, batch: int, length: int, completion: int) -> int:
     """One SFT batch of `batch` examples of `length` tokens, logits at `completion` positions per row only
     (the completion-only loss)."""
-    full = activation_bytes(arch, batch, length) - backend_overhead()
-    return full - 3 * batch * (length - completion) * arch.vocab * 4 + backend_overhead()
+    return activation_bytes(arch, batch, length) - 3 * batch * (length - completion) * arch.vocab * 4
 
 
-def auto_sft_batch_size(arch: Architecture, length: int, completion: int, free_bytes: int,
-                        gpu: bool | None = None) -> int:
-    """Examples per SFT batch for `sft.batch_size: auto` (module docstring)."""
-    if not (backend() != "cpu" if gpu is None else gpu):
-        return CPU_SFT_BATCH
-    budget = int(ACTIVATION_SHARE * free_bytes)
-    return _largest_fitting(lambda rows: sft_activation_bytes(arch, rows, length, completion), budget, 1)
+def auto_sft_batch_size(arch: Architecture, length: int, completion: int, free_bytes: int) -> int:
+    """Examples per SFT batch on a GPU for `sft.batch_size: auto`."""
+    return _largest_fitting(lambda rows: sft_activation_bytes(arch, rows, length, completion), free_bytes)
 
 
-def architecture_of(model, act_bytes: int | None = None) -> Architecture:
-    """The Architecture of a loaded mlx-lm model (from its args), activations in its weights' float width."""
-    from mlx.utils import tree_flatten
-
-    args = getattr(model, "args", None)
-    config = {k: v for k, v in vars(args).items()} if args is not None else {}
-    if act_bytes is None:
-        widths = [v.dtype.size for k, v in tree_flatten(model.parameters()) if v.dtype in _float_dtypes()]
-        act_bytes = max(widths) if widths else 4
-    return Architecture.from_config(config, act_bytes)
+def resolve_rows(value: int | str, cpu_rows: int, gpu_rows: Callable[[], int]) -> int:
+    """A batch-size setting as a number: the setting itself, or for "auto" `cpu_rows` on the CPU and
+    `gpu_rows()` (sized by memory, computed only then) on a GPU."""
+    if value != "auto":
+        return int(value)
+    return cpu_rows if backend() == "cpu" else gpu_rows()
 
 
-def _float_dtypes():
+def loaded_model_sizes(model, limit_gb: float | None = None) -> tuple[Architecture, int]:
+    """(architecture from a loaded mlx-lm model's args, activations in its widest float; bytes free for
+    activations: the device's memory or `limit_gb`, less its weights, LoRA, LoRA gradients and AdamW)."""
     import mlx.core as mx
-
-    return (mx.float32, mx.float16, mx.bfloat16)
-
-
-def loss_batch_size_for(config: Config, arch: Architecture, weights_bytes: int, lora_parameters: int) -> int:
-    """`training.loss_batch_size` as a number: the config's, or the auto size for this device."""
-    t, s = config.training, config.sampling
-    if t.loss_batch_size != "auto":
-        return int(t.loss_batch_size)
-    return auto_loss_batch_size(arch, s.max_prompt_tokens, s.max_new_tokens, s.num_generations,
-                                free_bytes(weights_bytes, lora_parameters, t.memory_limit_gb))
-
-
-def sft_batch_size_for(config: Config, arch: Architecture, weights_bytes: int, lora_parameters: int,
-                       length: int, completion: int) -> int:
-    """`sft.batch_size` as a number: the config's, or the auto size for this device and the longest example."""
-    if config.sft.batch_size != "auto":
-        return int(config.sft.batch_size)
-    return auto_sft_batch_size(arch, length, completion,
-                               free_bytes(weights_bytes, lora_parameters, config.training.memory_limit_gb))
-
-
-def model_bytes(model) -> int:
-    """Bytes of a loaded model's parameters."""
     from mlx.utils import tree_flatten
 
-    return sum(v.nbytes for _, v in tree_flatten(model.parameters()))
+    params = tree_flatten(model.parameters())
+    widths = [v.dtype.size for _, v in params if v.dtype in (mx.float32, mx.float16, mx.bfloat16)]
+    arch = Architecture.from_config(dict(vars(model.args)), max(widths, default=4))
+    lora = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
+    return arch, free_bytes(sum(v.nbytes for _, v in params), lora, limit_gb)
 
 
 def free_bytes(weights_bytes: int, lora_parameters: int, limit_gb: float | None = None) -> int:
@@ -306,7 +276,9 @@ def estimate(arch: Architecture, weights_bytes: int, config: Config) -> MemoryEs
     n_lora = lora_parameter_count(arch, lc.rank, lc.targets, lc.num_layers)
     rows = t.games_per_step * s.num_generations
     length = s.max_prompt_tokens + s.max_new_tokens
-    chunk = loss_batch_size_for(config, arch, weights_bytes, n_lora)
+    chunk = resolve_rows(t.loss_batch_size, CPU_LOSS_BATCH, lambda: auto_loss_batch_size(
+        arch, s.max_prompt_tokens, s.max_new_tokens, s.num_generations,
+        free_bytes(weights_bytes, n_lora, t.memory_limit_gb)))
     return MemoryEstimate(
         weights=weights_bytes,
         lora_parameters=n_lora,

@@ -185,10 +185,12 @@ def _train(config: Config, run_dir: Path, resume, world: World, console) -> Path
     model, tokenizer = load_policy_model(config)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     train_seqs = [tokenize(tokenizer, r, c.max_seq_tokens) for r in train_records]
-    trainable, _ = lora.count_parameters(model)
-    batch_size = memory.sft_batch_size_for(config, memory.architecture_of(model), memory.model_bytes(model), trainable,
-                                           max(len(s.prompt) + len(s.completion) for s in train_seqs),
-                                           max(len(s.completion) for s in train_seqs))
+    def sized_by_memory() -> int:
+        arch, free = memory.loaded_model_sizes(model, config.training.memory_limit_gb)
+        return memory.auto_sft_batch_size(arch, max(len(s.prompt) + len(s.completion) for s in train_seqs),
+                                          max(len(s.completion) for s in train_seqs), free)
+
+    batch_size = memory.resolve_rows(c.batch_size, memory.CPU_SFT_BATCH, sized_by_memory)
     valid_batches = length_batches([tokenize(tokenizer, r, c.max_seq_tokens) for r in valid_records], batch_size)
     batches = length_batches(train_seqs, batch_size)
     optimizer = grpo.make_optimizer(c.learning_rate, c.iters, c.warmup_steps, c.weight_decay)

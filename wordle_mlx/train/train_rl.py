@@ -471,7 +471,13 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
             runs.discard_if_empty(run_dir)  # a run that never started leaves no directory behind
         raise
     trainable, total = lora.count_parameters(model)
-    chunk_rows = memory.loss_batch_size_for(config, memory.architecture_of(model), memory.model_bytes(model), trainable)
+    s = config.sampling
+
+    def sized_by_memory() -> int:
+        arch, free = memory.loaded_model_sizes(model, t.memory_limit_gb)
+        return memory.auto_loss_batch_size(arch, s.max_prompt_tokens, s.max_new_tokens, s.num_generations, free)
+
+    chunk_rows = memory.resolve_rows(t.loss_batch_size, memory.CPU_LOSS_BATCH, sized_by_memory)
     settings = grpo.UpdateSettings(temperature=config.sampling.temperature, epsilon=t.epsilon,
                                    epsilon_high=t.epsilon_high, beta=t.beta, num_iterations=t.num_iterations,
                                    loss_batch_size=chunk_rows, max_grad_norm=t.max_grad_norm,
