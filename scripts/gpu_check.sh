@@ -6,10 +6,13 @@
 #   bash scripts/gpu_check.sh tests       # the whole suite, the GPU as MLX's default device (pytest -n 8)
 #   bash scripts/gpu_check.sh bench-gpu   # python -m scripts.benchmark all on the GPU (one JSON file)
 #   bash scripts/gpu_check.sh bench-cpu   # the same benchmarks on that machine's CPU, for the side-by-side
+#   bash scripts/gpu_check.sh recipe      # python -m scripts.recipe with config/recipe_gpu_*.json (SFT, GRPO, both
+#                                         # players on all 315 eval words); the runs stay in RECIPE_DIR, what ships
+#                                         # (adapters, reports, plots, metrics, summary) comes back in $OUT/recipe
 # Run it after the packed parts are installed (../shared/gpu/README.md: the last part's call installs);
 # every phase also writes machine.txt (GPU name, doctor). OUT defaults to gpu-results/ (the device tool sets it).
 set -u
-case "${1:-}" in quick|tests|bench-gpu|bench-cpu) ;; *) echo "usage: bash scripts/gpu_check.sh quick|tests|bench-gpu|bench-cpu" >&2; exit 2 ;; esac
+case "${1:-}" in quick|tests|bench-gpu|bench-cpu|recipe) ;; *) echo "usage: bash scripts/gpu_check.sh quick|tests|bench-gpu|bench-cpu|recipe" >&2; exit 2 ;; esac
 OUT=${OUT:-gpu-results}
 PY=${PY:-python3}
 export WORDLE_MLX_HOME=${WORDLE_MLX_HOME:-/tmp/wordle_mlx_home}
@@ -40,6 +43,14 @@ case "${1:-}" in
     PYTHONUNBUFFERED=1 timeout "${LIMIT_S:-540}" $PY -m pytest -q -n "${WORKERS:-8}" tests \
       --junitxml="$OUT/tests.xml" > "$OUT/tests.log" 2>&1
     echo "tests rc=$?"; grep -E "^(FAILED|ERROR)" "$OUT/tests.log"; tail -n 3 "$OUT/tests.log" ;;
+  recipe)
+    dir=${RECIPE_DIR:-/tmp/wm-recipe}
+    PYTHONUNBUFFERED=1 timeout "${LIMIT_S:-560}" $PY -m scripts.recipe --out "$dir" > "$OUT/recipe.log" 2>&1
+    echo "recipe rc=$?"; tail -n 8 "$OUT/recipe.log"
+    mkdir -p "$OUT/recipe"  # not the 50 MB of SFT data nor the optimizer state
+    cp -r "$dir"/adapters "$dir"/adapters_sft "$dir"/*.json "$dir"/*.png "$OUT/recipe/" 2>/dev/null
+    for run in sft grpo; do cp "$dir/$run/metrics.jsonl" "$OUT/recipe/$run-metrics.jsonl" 2>/dev/null
+      cp "$dir/$run/config.json" "$OUT/recipe/$run-config.json" 2>/dev/null; done ;;
   bench-gpu|bench-cpu)
     device=${1#bench-}
     bench "$device" "benchmarks-$device.json" "bench-$device.log" "${LIMIT_S:-540}" ;;

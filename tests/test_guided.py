@@ -100,6 +100,25 @@ class TestLegalMoveMasks(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "mask: expected one of none, allowed, allowed_new"):
             guided.mask_processor(self.tokenizer, "legal", [])
 
+    def test_allowed_new_equals_the_mask_on_the_unplayed_words(self):
+        import random
+
+        from wordle_mlx.wordle import words as wordlists
+
+        allowed = tuple(w.upper() for w in wordlists.allowed())
+        rng = random.Random(0)
+        for _ in range(3):
+            played = rng.sample(allowed, 5)
+            new = AllowedWordsProcessor(self.tokenizer).excluding(played)
+            direct = AllowedWordsProcessor(self.tokenizer, tuple(w for w in allowed if w not in played))
+            insides = [""] + [w[:k] for w in played for k in range(1, 6)] + [w + "</gu" for w in played]
+            insides += [" " + w[:k].lower() for w in played for k in range(1, 6)]
+            insides += [w[:rng.randint(1, 5)] for w in rng.sample(allowed, 30)]
+            for inside in insides:
+                got, want = new.allowed_ids(inside), direct.allowed_ids(inside)
+                self.assertEqual(None if got is None else sorted(got.tolist()),
+                                 None if want is None else sorted(want.tolist()), (played, inside))
+
     def test_masked_rollout_spells_only_new_words(self):
         from wordle_mlx.play import guided
 

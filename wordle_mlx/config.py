@@ -188,6 +188,9 @@ class SFTConfig(_Section):
     consistent_target_rate: float = Field(
         0.0, ge=0.0, le=1.0, description="share of examples whose target is a uniformly random answer that still "
         "fits (policy consistent) instead of the policy's word: spells more of the answer list")
+    data_chunks: int = Field(1, ge=1, le=1024, description="make the examples in this many independently seeded "
+                             "chunks, one process per CPU core (the same data for the same value on any machine); "
+                             "1 = one process, the recipe's data")
     iters: int = Field(1500, ge=1, description="optimizer steps")
     batch_size: Rows = Field("auto", description="examples per optimizer step; auto: 16 on the CPU (the recipe), "
                              "on a GPU the most that fit in memory")

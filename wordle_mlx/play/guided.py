@@ -66,8 +66,37 @@ def _vocab(tokenizer) -> tuple[int, list, list]:
 
 
 @lru_cache(maxsize=8)
+def _word_set(words: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(w.upper() for w in words)
+
+
+@lru_cache(maxsize=8)
 def _prefix_counts(words: frozenset[str]) -> Counter:
     return Counter(w[:i] for w in words for i in range(1, len(w) + 1))
+
+
+_UNEXCLUDED: dict[tuple[int, frozenset], "AllowedWordsProcessor"] = {}
+
+
+def _unexcluded(tokenizer, words: frozenset[str]) -> "AllowedWordsProcessor":
+    """The mask on `words` without exclusions, one per tokenizer and word list."""
+    found = _UNEXCLUDED.get((id(tokenizer), words))
+    if found is None or found.tokenizer is not tokenizer:
+        found = _UNEXCLUDED[(id(tokenizer), words)] = AllowedWordsProcessor(tokenizer, tuple(words))
+    return found
+
+
+def _pieces(tokenizer) -> tuple[dict[int, str], frozenset[int]]:
+    """({id: piece} of letter tokens, ids of the pieces that start the closing tag), once per tokenizer."""
+    cached = _PIECES.get(id(tokenizer))
+    if cached is None or cached[0] is not tokenizer:
+        _, letter_tokens, close_tokens = _vocab(tokenizer)
+        cached = _PIECES[id(tokenizer)] = (tokenizer, dict(letter_tokens),
+                                           frozenset(i for i, p in close_tokens if CLOSE.startswith(p)))
+    return cached[1:]
+
+
+_PIECES: dict[int, tuple] = {}
 
 
 class AllowedWordsProcessor:
@@ -75,13 +104,19 @@ class AllowedWordsProcessor:
 
     def __init__(self, tokenizer, allowed: tuple[str, ...] | None = None, exclude: Sequence[str] = ()):
         self.tokenizer = tokenizer
-        self.words = frozenset(w.upper() for w in (allowed or wordlists.allowed()))
+        self.words = _word_set(tuple(allowed or wordlists.allowed()))
         self.exclude = frozenset(w.upper() for w in exclude) & self.words
-        counts = _prefix_counts(self.words)
-        gone = Counter(w[:i] for w in self.exclude for i in range(1, len(w) + 1))
-        self.prefixes = frozenset(p for p, n in counts.items() if n > gone.get(p, 0))  # some open word continues it
+        self._counts = _prefix_counts(self.words)  # prefix -> allowed words it starts (shared)
+        self._gone = Counter(w[:i] for w in self.exclude for i in range(1, len(w) + 1))  # ... of them excluded
         self.vocab_size, self.letter_tokens, self.close_tokens = _vocab(tokenizer)
+        # the mask without exclusions is shared by every game of this tokenizer and word list (allowed_new
+        # only filters its ids), so its per-prefix work is done once per run, not once per game and turn
+        self._base = _unexcluded(tokenizer, self.words) if self.exclude else None
         self._allowed = lru_cache(maxsize=4096)(self._allowed_ids)
+
+    def is_open(self, prefix: str) -> bool:
+        """Some allowed word not excluded starts with `prefix` (uppercase)."""
+        return self._counts.get(prefix, 0) > self._gone.get(prefix, 0)
 
     def excluding(self, played: Sequence[str]) -> "AllowedWordsProcessor":
         """The same mask with `played` words removed too (`allowed_new`); shares the vocabulary work."""
@@ -98,15 +133,17 @@ class AllowedWordsProcessor:
         return inside
 
     def _allowed_ids(self, inside: str) -> np.ndarray | None:
+        if self._base is not None:
+            return self._excluded_ids(inside, self._base.allowed_ids(inside))
         lt = inside.find("<")
         if lt >= 0:  # in the closing tag: continue it
             word, tag = inside[:lt].strip(), inside[lt:]
-            if word.upper() not in self.words or word.upper() in self.exclude or not CLOSE.startswith(tag):
+            if word.upper() not in self.words or not CLOSE.startswith(tag):
                 return None  # off the trie already (cannot happen under this processor): leave it
             rest = CLOSE[len(tag):]
             return np.array([i for i, p in self.close_tokens if rest.startswith(p)], dtype=np.int64)
         word = inside[1:] if inside.startswith(" ") else inside
-        if word and (word.upper() not in self.prefixes or not (word.isupper() or word.islower())):
+        if word and (not self.is_open(word.upper()) or not (word.isupper() or word.islower())):
             return None
         ids = []
         for i, p in self.letter_tokens:
@@ -115,11 +152,27 @@ class AllowedWordsProcessor:
             body = p.lstrip(" ")
             if word and (body.isupper() != word.isupper()):
                 continue  # keep one case
-            if (word + body).upper() in self.prefixes:
+            if self.is_open((word + body).upper()):
                 ids.append(i)
-        if word.upper() in self.words and word.upper() not in self.exclude:
+        if word.upper() in self.words:
             ids += [i for i, p in self.close_tokens if CLOSE.startswith(p)]
         return np.array(ids, dtype=np.int64)
+
+    def _excluded_ids(self, inside: str, ids: np.ndarray | None) -> np.ndarray | None:
+        """The unexcluded mask's `ids` after `inside`, less the tokens only excluded words continue."""
+        if ids is None:
+            return None
+        lt = inside.find("<")
+        if lt >= 0:
+            return None if inside[:lt].strip().upper() in self.exclude else ids
+        word = inside[1:] if inside.startswith(" ") else inside
+        if word and not self.is_open(word.upper()):
+            return None
+        pieces, closing = _pieces(self.tokenizer)
+        whole = word.upper() in self.words and word.upper() not in self.exclude
+        keep = [i for i in ids.tolist() if (i in closing and whole)
+                or (i in pieces and self.is_open((word + pieces[i].lstrip(" ")).upper()))]
+        return np.array(keep, dtype=np.int64)
 
     def allowed_ids(self, inside: str) -> np.ndarray | None:
         """Token ids allowed after `inside` (the text since `<guess>`); None = no constraint."""

@@ -76,7 +76,7 @@ def init_world() -> World:
 
 SUMMED = ("games", "wins", "groups", "zero_variance_groups", "resampled_groups", "games_ended_no_valid_guess",
           "rejected_answers", "groups_after_invalid_temperature", "samples_after_invalid", "samples_rejected_again",
-          "trained_sequences", "trained_tokens", "generated_tokens", "tokens", "completion_tokens",
+          "trained_sequences", "trained_tokens", "generated_tokens", "tokens", "examples", "completion_tokens",
           "processed_tokens", "update_chunks", "groups_with_consistent", "tokens_per_s", "examples_per_s",
           "generation_tps", "training_tps")  # throughputs add up: the ranks run at once
 

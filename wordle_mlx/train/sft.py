@@ -7,6 +7,10 @@ the chat prompt (with the assistant opening) followed by the completion and the 
 only completion tokens (the end token included) are in the loss, so the model learns to answer,
 not to repeat prompts.
 
+Making examples runs a solver per state (~20 ms each on one core); with `sft.data_chunks` > 1 they are
+made in that many chunks (chunk i: n/chunks secrets, seed + CHUNK_SEED_STRIDE * (i + 1)) by a pool of
+spawned processes, one per core, so the data depend on the chunk count and not on the machine.
+
 Batches are made by length (sorted, then cut into `batch_size` groups; their order is shuffled
 each epoch with the run seed) to waste little padding. Loss = mean token cross-entropy over the
 batch's completion tokens. AdamW with warmup and cosine decay, global-norm clipping. Every
@@ -22,6 +26,7 @@ union; rank 0 alone writes metrics, checkpoints and adapters.
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from pathlib import Path
@@ -71,7 +76,34 @@ def read_records(path: str | Path) -> list[dict]:
     return records
 
 
-def make_records(config: Config, n: int, seed: int) -> list[dict]:
+CHUNK_SEED_STRIDE = 100_003  # chunk i of generated SFT data uses seed + stride * (i + 1)
+
+
+def make_records(config: Config, n: int, seed: int, chunks: int = 1, workers: int | None = None) -> list[dict]:
+    """`n` SFT examples from the train split: in one process, or in `chunks` seeded chunks over `workers`
+    processes (default: one per CPU core, at most one per chunk)."""
+    chunks = min(chunks, n)
+    if chunks == 1:
+        return _chunk_records(config, n, seed)
+    jobs = [(config, n // chunks + (i < n % chunks), seed + CHUNK_SEED_STRIDE * (i + 1)) for i in range(chunks)]
+    workers = min(chunks, os.cpu_count() or 1) if workers is None else workers
+    if workers <= 1:
+        parts = [_chunk_records(*job) for job in jobs]
+    else:
+        import multiprocessing
+
+        saved = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+        os.environ.update({k: "1" for k in saved})  # one core per worker (inherited at spawn)
+        try:
+            with multiprocessing.get_context("spawn").Pool(workers) as pool:
+                parts = pool.starmap(_chunk_records, jobs)
+        finally:
+            for k, v in saved.items():
+                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    return [r for part in parts for r in part]
+
+
+def _chunk_records(config: Config, n: int, seed: int) -> list[dict]:
     c = config.sft
     if c.think_style == "none" and config.sampling.think:
         raise SFTError("sft.think_style none: also set sampling.think=false (the answer layout evaluation expects)")
@@ -134,7 +166,7 @@ def _data(config: Config, run_dir: Path) -> tuple[list[dict], list[dict]]:
     elif train_path.exists():
         train = read_records(train_path)
     else:
-        train = make_records(config, c.num_examples, config.training.seed)
+        train = make_records(config, c.num_examples, config.training.seed, c.data_chunks)
         train_path.write_text("".join(json.dumps(r) + "\n" for r in train))
     if c.valid_file:
         valid = read_records(c.valid_file)
@@ -236,7 +268,8 @@ def _train(config: Config, run_dir: Path, resume, world: World, console) -> Path
                 state["elapsed_s"] += seconds
                 lr = optimizer.learning_rate
                 metrics = {"step": step, "epoch": epoch, "train_loss": float(loss), "grad_norm": float(grad_norm),
-                           "lr": float(lr.item() if hasattr(lr, "item") else lr), "tokens": batch.real_tokens,
+                           "lr": float(lr.item() if hasattr(lr, "item") else lr), "examples": len(batches[order[index]]),
+                           "tokens": batch.real_tokens,
                            "completion_tokens": batch.num_targets,
                            "processed_tokens": batch.processed_tokens,
                            "tokens_per_s": batch.real_tokens / seconds, "examples_per_s": len(batches[order[index]]) / seconds,
