@@ -100,7 +100,11 @@ def main(argv: list[str] | None = None) -> int:
             if d["games"]:
                 names = [str(r.get("label") or r["policy"].get("name", "?")) for r in reports]
                 print(f"paired over {d['games']} shared secrets: won by {names[0]} only {d['only_a']}, "
-                      f"by {names[1]} only {d['only_b']}, by both {d['both']} (exact McNemar p = {d['p_value']:.2f})")
+                      f"by {names[1]} only {d['only_b']}, by both {d['both']} (exact McNemar p = {d['p_value']:.2g})")
+                c = evaluate.paired_consistency(*reports)
+                if c["p_value"] is not None:
+                    print(f"consistent guesses: {names[0]} {100 * c['rate_a']:.1f}%, {names[1]} {100 * c['rate_b']:.1f}% "
+                          f"(paired permutation test over secrets, p = {c['p_value']:.2g})")
         return 0
 
     secrets = wordlists.sample_split(args.split, args.n, args.seed)

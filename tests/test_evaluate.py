@@ -131,6 +131,34 @@ class TestIntervals(unittest.TestCase):
         b = {"games": [{"secret": "crane", "won": False}, {"secret": "slate", "won": True}, {"secret": "moist", "won": True}]}
         self.assertEqual(evaluate.paired_difference(a, b), {"games": 3, "only_a": 1, "only_b": 1, "both": 1, "p_value": 1.0})
 
+    def test_consistent_counts_skip_the_first_valid_guess_and_invalid_attempts(self):
+        # secret CRANE: TRACE first (not judged), an invalid attempt, GRAPE misfits (C left out), CRAZE fits
+        game = {"guesses": ["trace", "xxxxx", "grape", "craze"], "feedback": ["XGGYG", None, "XGGXG", "GGGXG"]}
+        self.assertEqual(evaluate.consistent_counts(game), (1, 2))
+
+    def paired_games(self, fits_a: list[bool], fits_b: list[bool]) -> tuple[dict, dict]:
+        """Two reports over the same secrets (all CRANE games): per game one judged guess, fitting or not."""
+        game = lambda i, fits: {"secret": f"s{i}", "guesses": ["trace", "craze" if fits else "grape"],  # noqa: E731
+                                "feedback": ["XGGYG", "GGGXG" if fits else "XGGXG"]}
+        return ({"games": [game(i, f) for i, f in enumerate(fits_a)]},
+                {"games": [game(i, f) for i, f in enumerate(fits_b)]})
+
+    def test_paired_consistency_of_one_player_against_itself_is_no_evidence(self):
+        a, _ = self.paired_games([True, False] * 20, [])
+        result = evaluate.paired_consistency(a, a, permutations=2000)
+        self.assertEqual((result["games"], result["rate_a"], result["rate_b"], result["p_value"]), (40, 0.5, 0.5, 1.0))
+
+    def test_paired_consistency_finds_a_consistent_difference(self):
+        a, b = self.paired_games([False] * 30 + [True] * 10, [True] * 30 + [True] * 10)
+        result = evaluate.paired_consistency(a, b, permutations=2000)
+        self.assertEqual((result["rate_a"], result["rate_b"]), (0.25, 1.0))
+        self.assertLess(result["p_value"], 0.001)
+        self.assertEqual(evaluate.paired_consistency(b, a, permutations=2000)["p_value"], result["p_value"])
+
+    def test_paired_consistency_of_a_small_difference_is_chance(self):
+        a, b = self.paired_games([True, False] * 20, [True, False] * 19 + [True, True])
+        self.assertGreater(evaluate.paired_consistency(a, b, permutations=2000)["p_value"], 0.5)
+
     def test_broken_rule_rates_count_each_misfit_once_per_rule(self):
         # secret CRANE, first TRACE (XGGYG): GRAPE leaves C out; TRADE leaves C out and uses T;
         # an invalid attempt (no feedback) is skipped; CRAZE fits and is not counted

@@ -52,9 +52,6 @@ class TestAllowedWordsProcessor(unittest.TestCase):
         self.assertFalse(any(p.isalpha() for p in pieces))  # no 6-letter words
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class TestWordGuessStyle(unittest.TestCase):
     def test_lowercase_word_tokens_with_a_leading_space(self):
@@ -174,3 +171,7 @@ class TestLegalMoveMasks(unittest.TestCase):
 
         policy = ModelPolicy(self.model, self.tokenizer, "compact", 0.0, 8, think=False, mask="allowed_new")
         self.assertEqual((policy.describe()["mask"], policy.describe()["guided"]), ("allowed_new", True))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -83,6 +83,8 @@ class TestRecipeRun(unittest.TestCase):
             self.assertEqual(summary["sft_seen"]["examples"], 3 * 4)
             self.assertEqual(summary["grpo_games"], 2)
             self.assertTrue(summary["hardware"].startswith("cpu"))
+            self.assertEqual(set(summary["grpo_vs_sft"]), {"free", "masked"})
+            self.assertEqual(summary["grpo_vs_sft"]["free"]["wins"]["games"], 3)
             self.assertEqual(json.loads((out / "summary.json").read_text())["grpo_games"], 2)
 
             stamp = (out / "eval_free.json").stat().st_mtime_ns

@@ -11,7 +11,8 @@ Layout of `out` (ship `adapters/` as e.g. `adapters/recipe_gpu`, with `eval_*.js
                              greedy games on the first `eval_words` eval words (seed 0; all 315 by default):
                              each player free and, when GRPO trained under a mask, under that mask
     sft.png, training.png, histogram.png   SFT losses, the GRPO run, guess histograms
-    summary.json             minutes per stage, device, commit, the headline figures of every report
+    summary.json             minutes per stage, device, commit, the headline figures of every report, GRPO
+                             against its SFT start in each play mode (wins: McNemar; consistency: permutation)
 
 The GRPO run starts from the SFT run's adapters (its `model.name`, `model.adapter_path` and `lora` are
 the SFT run's). Every stage is skipped when its output exists, and a training run cut short resumes from its
@@ -152,23 +153,32 @@ def run(sft_config: Config, grpo_config: Config, out: str | Path, eval_words: in
     plots.plot_sft(plots.read_metrics(out / "sft" / "metrics.jsonl"), out / "sft.png")
     plots.plot_training(plots.read_metrics(out / "grpo" / "metrics.jsonl"), out / "training.png")
     plots.plot_histograms(list(reports.values()), out / "histogram.png")
-    free, start = reports["eval_free.json"], reports["eval_sft_free.json"]
-    paired = evaluate.paired_difference(start, free)
+    paired = {}  # GRPO against its SFT start in each play mode: wins (McNemar) and consistency (permutation)
+    for mode in ("free", "masked"):
+        start, player = reports.get(f"eval_sft_{mode}.json"), reports.get(f"eval_{mode}.json")
+        if start and player:
+            paired[mode] = {"wins": evaluate.paired_difference(start, player),
+                            "consistency": evaluate.paired_consistency(start, player)}
     summary = {
         "model": base, "hardware": hardware(), "commit": commit(),
         "sft_minutes": sft_minutes, "grpo_minutes": _minutes(out / "grpo"),
         "wall_minutes_this_call": {k: v / 60 for k, v in {**seconds, "total": time.perf_counter() - started}.items()},
         "sft_seen": _sft_seen(out / "sft"), "grpo_games": _games(out / "grpo"),
         "reports": {name: headline(r) for name, r in reports.items()},
-        "grpo_vs_sft_free": paired,
+        "grpo_vs_sft": paired,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
     for name, r in reports.items():
         console.print(f"{name}: won {r['wins']}/{r['n_games']} ({pct(r['win_rate'])}), valid {pct(r['valid_guess_rate'])}, "
                       f"consistent {pct(r['consistent_rate'])}, repeats {pct(r['repeat_rate'])}")
-    console.print(f"GRPO vs its SFT start, free play: won by GRPO only {paired['only_b']}, by SFT only "
-                  f"{paired['only_a']} (exact McNemar p = {paired['p_value']:.2f}); summary in {out / 'summary.json'}")
+    for mode, d in paired.items():
+        wins, fit = d["wins"], d["consistency"]
+        fit_p = "n/a" if fit["p_value"] is None else f"{fit['p_value']:.2g}"
+        console.print(f"GRPO vs its SFT start, {mode} play: won by GRPO only {wins['only_b']}, by SFT only "
+                      f"{wins['only_a']} (exact McNemar p = {wins['p_value']:.2g}); consistent {pct(fit['rate_a'])} -> "
+                      f"{pct(fit['rate_b'])} (paired permutation p = {fit_p})")
+    console.print(f"summary in {out / 'summary.json'}")
     return summary
 
 

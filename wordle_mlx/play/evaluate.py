@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
+
 from wordle_mlx.wordle.game import BROKEN_RULES, MAX_GUESSES, GameState, InvalidGuess, Turn, is_consistent, knowledge_from_history
 
 
@@ -320,6 +322,44 @@ def paired_difference(a: dict, b: dict) -> dict:
     only_b = sum(won_b[s] and not won_a[s] for s in common)
     return {"games": len(common), "only_a": only_a, "only_b": only_b,
             "both": sum(won_a[s] and won_b[s] for s in common), "p_value": mcnemar_p(only_a, only_b)}
+
+
+def consistent_counts(game: dict) -> tuple[int, int]:
+    """(consistent, judged) valid guesses of one report game: those after its first valid guess that fit
+    all feedback so far, and all of them (the `consistent_rate` of `summarize`, from the saved game)."""
+    history: list[Turn] = []
+    consistent = judged = 0
+    for guess, feedback in zip(game["guesses"], game["feedback"]):
+        if feedback is None:  # an invalid attempt: no feedback, not a turn
+            continue
+        if history:
+            judged += 1
+            consistent += is_consistent(guess.lower(), history)
+        history.append(Turn(guess.lower(), feedback))
+    return consistent, judged
+
+
+def paired_consistency(a: dict, b: dict, permutations: int = 10_000, seed: int = 0) -> dict:
+    """Consistent-guess rates of `a` and `b` over their shared secrets and the two-sided p-value of the
+    difference by a paired permutation test: under "no difference" the two players' games of each secret
+    are exchangeable, so each secret's pair is swapped at random (`permutations` times, seeded) and the
+    difference of the pooled rates recomputed. Games, not guesses, are the unit: a game's guesses are
+    not independent of each other."""
+    games_a = {g["secret"]: consistent_counts(g) for g in a["games"]}
+    games_b = {g["secret"]: consistent_counts(g) for g in b["games"]}
+    common = sorted(set(games_a) & set(games_b))
+    ca, ja = np.array([games_a[s] for s in common], dtype=np.float64).reshape(-1, 2).T  # (secrets,) each
+    cb, jb = np.array([games_b[s] for s in common], dtype=np.float64).reshape(-1, 2).T
+    rate = lambda c, j: float(c.sum(-1) / j.sum(-1)) if np.all(j.sum(-1) > 0) else None  # noqa: E731
+    rate_a, rate_b = rate(ca, ja), rate(cb, jb)
+    if rate_a is None or rate_b is None:
+        return {"games": len(common), "rate_a": rate_a, "rate_b": rate_b, "p_value": None}
+    swap = np.random.default_rng(seed).random((permutations, len(common))) < 0.5  # (permutations, secrets)
+    pa = np.where(swap, cb, ca).sum(1) / np.where(swap, jb, ja).sum(1)
+    pb = np.where(swap, ca, cb).sum(1) / np.where(swap, ja, jb).sum(1)
+    extreme = np.sum(np.abs(pb - pa) >= abs(rate_b - rate_a) - 1e-12)
+    return {"games": len(common), "rate_a": rate_a, "rate_b": rate_b,
+            "p_value": float((extreme + 1) / (permutations + 1))}
 
 
 def markdown_table(reports: Sequence[dict]) -> str:
