@@ -52,14 +52,6 @@ def _train(trainer, config: Config, run_dir: Path, console) -> None:
     trainer.train(None if resume else config, resume=resume, console=console)
 
 
-def _minutes(run_dir: Path) -> float | None:
-    """A run's training minutes: its last metrics line's elapsed_s."""
-    try:
-        return json.loads((run_dir / "metrics.jsonl").read_text().strip().splitlines()[-1])["elapsed_s"] / 60
-    except (OSError, ValueError, KeyError, IndexError):
-        return None
-
-
 def _export(run_dir: Path, out: Path, base_model: str) -> Path:
     return lora.export_adapters(run_dir / "adapters", out, "float16", run_answer_settings(run_dir / "adapters"),
                                 base_model)
@@ -135,8 +127,9 @@ def run(sft_config: Config, grpo_config: Config, out: str | Path, eval_words: in
     seconds["grpo"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    sft_minutes = _minutes(out / "sft")
-    grpo_minutes = None if sft_minutes is None or _minutes(out / "grpo") is None else sft_minutes + _minutes(out / "grpo")
+    sft_lines, grpo_lines = (plots.read_metrics(out / run / "metrics.jsonl") for run in ("sft", "grpo"))
+    sft_minutes, grpo_alone = sft_lines[-1]["elapsed_s"] / 60, grpo_lines[-1]["elapsed_s"] / 60
+    grpo_minutes = sft_minutes + grpo_alone  # the GRPO player's training: its SFT start's and its own
     masks = ["none"] + ([grpo.sampling.mask] if grpo.sampling.mask != "none" else [])
     reports = {}
     for player, path, minutes in (("sft", sft_adapters, sft_minutes), ("grpo", adapters, grpo_minutes)):
@@ -150,8 +143,8 @@ def run(sft_config: Config, grpo_config: Config, out: str | Path, eval_words: in
             reports[name] = json.loads((out / name).read_text())
     seconds["eval"] = time.perf_counter() - t
 
-    plots.plot_sft(plots.read_metrics(out / "sft" / "metrics.jsonl"), out / "sft.png")
-    plots.plot_training(plots.read_metrics(out / "grpo" / "metrics.jsonl"), out / "training.png")
+    plots.plot_sft(sft_lines, out / "sft.png")
+    plots.plot_training(grpo_lines, out / "training.png")
     plots.plot_histograms(list(reports.values()), out / "histogram.png")
     paired = {}  # GRPO against its SFT start in each play mode: wins (McNemar) and consistency (permutation)
     for mode in ("free", "masked"):
@@ -161,9 +154,11 @@ def run(sft_config: Config, grpo_config: Config, out: str | Path, eval_words: in
                             "consistency": evaluate.paired_consistency(start, player)}
     summary = {
         "model": base, "hardware": hardware(), "commit": commit(),
-        "sft_minutes": sft_minutes, "grpo_minutes": _minutes(out / "grpo"),
+        "sft_minutes": sft_minutes, "grpo_minutes": grpo_alone,
         "wall_minutes_this_call": {k: v / 60 for k, v in {**seconds, "total": time.perf_counter() - started}.items()},
-        "sft_seen": _sft_seen(out / "sft"), "grpo_games": _games(out / "grpo"),
+        "sft_seen": {"examples": sum(m.get("examples", 0) for m in sft_lines),  # prompt + completion, no padding
+                     "tokens": sum(m.get("tokens", 0) for m in sft_lines)},
+        "grpo_games": grpo_lines[-1].get("cumulative_games"),
         "reports": {name: headline(r) for name, r in reports.items()},
         "grpo_vs_sft": paired,
     }
@@ -181,19 +176,3 @@ def run(sft_config: Config, grpo_config: Config, out: str | Path, eval_words: in
     console.print(f"summary in {out / 'summary.json'}")
     return summary
 
-
-def _sft_seen(run_dir: Path) -> dict:
-    """Examples and tokens (prompt + completion, no padding) the SFT run trained on, over its metrics lines."""
-    try:
-        lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().strip().splitlines()]
-    except (OSError, ValueError):
-        return {}
-    return {"examples": sum(m.get("examples", 0) for m in lines), "tokens": sum(m.get("tokens", 0) for m in lines)}
-
-
-def _games(run_dir: Path) -> int | None:
-    try:
-        last = json.loads((run_dir / "metrics.jsonl").read_text().strip().splitlines()[-1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return last.get("cumulative_games")

@@ -39,14 +39,15 @@ from wordle_mlx.wordle import words as wordlists
 OPEN, CLOSE = "<guess>", "</guess>"
 LOOKBACK_TOKENS = 32  # enough for the tag and a 5-letter word even at one byte per token
 MASKS = ("none", "allowed", "allowed_new")
-_VOCABS: dict[int, tuple] = {}  # id(tokenizer) -> (tokenizer, vocab_size, letter tokens, closing-tag tokens)
+_VOCABS: dict[int, tuple] = {}  # id(tokenizer) -> (tokenizer, vocab_size, letter tokens, closing-tag tokens,
+#                                  {id: piece} of letter tokens, ids of the pieces that start the closing tag)
 
 
 def _vocab(tokenizer) -> tuple[int, list, list]:
     """(vocab size, [(id, piece)] of letter tokens, [(id, piece)] of closing-tag pieces), once per tokenizer."""
     cached = _VOCABS.get(id(tokenizer))
     if cached is not None and cached[0] is tokenizer:
-        return cached[1:]
+        return cached[1:4]
     vocab_size = max(tokenizer.vocab_size, len(tokenizer.get_vocab()))
     pieces = {}
     for i in range(vocab_size):
@@ -61,7 +62,8 @@ def _vocab(tokenizer) -> tuple[int, list, list]:
 
     letter_tokens = [(i, p) for i, p in pieces.items() if letters(p)]
     close_tokens = [(i, p) for i, p in pieces.items() if p and p in CLOSE]  # pieces of the closing tag
-    _VOCABS[id(tokenizer)] = (tokenizer, vocab_size, letter_tokens, close_tokens)
+    _VOCABS[id(tokenizer)] = (tokenizer, vocab_size, letter_tokens, close_tokens, dict(letter_tokens),
+                              frozenset(i for i, p in close_tokens if CLOSE.startswith(p)))
     return vocab_size, letter_tokens, close_tokens
 
 
@@ -88,15 +90,8 @@ def _unexcluded(tokenizer, words: frozenset[str]) -> "AllowedWordsProcessor":
 
 def _pieces(tokenizer) -> tuple[dict[int, str], frozenset[int]]:
     """({id: piece} of letter tokens, ids of the pieces that start the closing tag), once per tokenizer."""
-    cached = _PIECES.get(id(tokenizer))
-    if cached is None or cached[0] is not tokenizer:
-        _, letter_tokens, close_tokens = _vocab(tokenizer)
-        cached = _PIECES[id(tokenizer)] = (tokenizer, dict(letter_tokens),
-                                           frozenset(i for i, p in close_tokens if CLOSE.startswith(p)))
-    return cached[1:]
-
-
-_PIECES: dict[int, tuple] = {}
+    _vocab(tokenizer)
+    return _VOCABS[id(tokenizer)][4:]
 
 
 class AllowedWordsProcessor:

@@ -99,7 +99,10 @@ def make_records(config: Config, n: int, seed: int, chunks: int = 1, workers: in
                 parts = pool.starmap(_chunk_records, jobs)
         finally:
             for k, v in saved.items():
-                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+                if v is None:
+                    os.environ.pop(k)
+                else:
+                    os.environ[k] = v
     return [r for part in parts for r in part]
 
 
