@@ -99,6 +99,29 @@ class TestTrainLoop(unittest.TestCase):
         self.assertEqual(len(lines(run_dir / "metrics.jsonl")), 1)
         self.assertEqual(run_answer_settings(run_dir / "adapters")["mask"], "allowed_new")  # evaluate's default
 
+    def test_a_share_of_masked_games_samples_those_games_masked_and_the_rest_free(self):
+        seen: list[bool] = []  # per sampled game turn: did it carry a legal-move mask
+        real_sample = rollout.sample_groups
+
+        def spy(*args, prompt_processors=None, **kwargs):
+            seen.extend(p is not None for p in prompt_processors)
+            return real_sample(*args, prompt_processors=prompt_processors, **kwargs)
+
+        config = load_config(ROOT / "config" / "tiny_test.json", [
+            f"logging.logs_dir={self.logs}", "logging.run_name=half", "training.steps=1", "training.games_per_step=4",
+            "sampling.mask=allowed_new", "sampling.masked_games=0.5", "training.dynamic_sampling=false"])
+        with mock.patch.object(rollout, "sample_groups", side_effect=spy):
+            m = lines(train_rl.train(config) / "metrics.jsonl")[0]
+        self.assertEqual(m["masked_games"], 2)
+        self.assertLessEqual(m["masked_wins"], m["wins"])
+        self.assertTrue(any(seen) and not all(seen), seen)  # both kinds of game sampled in the one step
+
+    def test_a_share_of_masked_games_needs_a_mask(self):
+        from wordle_mlx.config import ConfigError
+
+        with self.assertRaisesRegex(ConfigError, "masked_games.*needs sampling.mask"):
+            load_config(ROOT / "config" / "tiny_test.json", ["sampling.masked_games=0.5"])
+
     def test_final_eval_without_the_start(self):
         from rich.console import Console
 

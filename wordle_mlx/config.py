@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 DEFAULT_TARGETS = ["q", "k", "v", "o", "gate", "up", "down"]
@@ -67,8 +67,18 @@ class SamplingConfig(_Section):
     mask: Literal["none", "allowed", "allowed_new"] = Field(
         "none", description="legal-move mask on the <guess> span while sampling (and in the loss): allowed words "
         "only, or allowed words not yet played in the game; evaluate and play use the adapter's by default")
+    masked_games: float = Field(
+        1.0, ge=0.0, le=1.0, description="GRPO: share of each step's games sampled under `mask` (the first "
+        "round(share x games)); the others sample free, so one run learns both play modes")
     guess_style: Literal["upper", "word", "letters"] = Field(
         "upper", description="CRANE, ' crane' (one whole-word token) or ' C R A N E' (one token per letter)")
+
+    @field_validator("masked_games")
+    @classmethod
+    def _needs_a_mask(cls, share: float, info) -> float:
+        if share < 1.0 and info.data.get("mask", "none") == "none":
+            raise ValueError("a share of masked games needs sampling.mask (allowed or allowed_new)")
+        return share
 
 
 class TrainingConfig(_Section):

@@ -17,7 +17,7 @@ Layout of `out` (ship `adapters/` as e.g. `adapters/recipe_gpu`, with `eval_*.js
 The GRPO run starts from the SFT run's adapters (its `model.name`, `model.adapter_path` and `lora` are
 the SFT run's). Every stage is skipped when its output exists, and a training run cut short resumes from its
 checkpoint, so the same call continues an interrupted recipe. Simplification: the stages run one after
-the other in one process; each evaluation loads the exported float16 adapters (what ships).
+the other in one process (the SFT player is evaluated before GRPO starts); each evaluation loads the exported float16 adapters (what ships).
 """
 
 from __future__ import annotations
@@ -113,26 +113,12 @@ def run(sft_config: Config, grpo_config: Config, out: str | Path, eval_words: in
     started = time.perf_counter()
     seconds: dict[str, float] = {}
 
-    t = time.perf_counter()
-    _train(sft, _in_out(sft_config, out, "sft"), out / "sft", console)
-    sft_adapters = _export(out / "sft", out / "adapters_sft", base)
-    seconds["sft"] = time.perf_counter() - t
+    masks = ["none"] + ([grpo_config.sampling.mask] if grpo_config.sampling.mask != "none" else [])
+    reports: dict[str, dict] = {}
 
-    t = time.perf_counter()
-    grpo = _in_out(grpo_config, out, "grpo", name=base, adapter_path=str(out / "sft" / "adapters"))
-    grpo = grpo.model_copy(update={"lora": sft_config.lora,
-                                   "training": grpo.training.model_copy(update={"final_eval_games": 0})})
-    _train(train_rl, grpo, out / "grpo", console)
-    adapters = _export(out / "grpo", out / "adapters", base)
-    seconds["grpo"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    sft_lines, grpo_lines = (plots.read_metrics(out / run / "metrics.jsonl") for run in ("sft", "grpo"))
-    sft_minutes, grpo_alone = sft_lines[-1]["elapsed_s"] / 60, grpo_lines[-1]["elapsed_s"] / 60
-    grpo_minutes = sft_minutes + grpo_alone  # the GRPO player's training: its SFT start's and its own
-    masks = ["none"] + ([grpo.sampling.mask] if grpo.sampling.mask != "none" else [])
-    reports = {}
-    for player, path, minutes in (("sft", sft_adapters, sft_minutes), ("grpo", adapters, grpo_minutes)):
+    def evaluate_player(player: str, path: Path, minutes: float) -> None:
+        """Each of `masks` once for this player, skipped where its report exists (into `reports`)."""
+        t = time.perf_counter()
         for mask in masks:
             name = f"eval{'_sft' if player == 'sft' else ''}_{'free' if mask == 'none' else 'masked'}.json"
             if not (out / name).exists():
@@ -141,7 +127,26 @@ def run(sft_config: Config, grpo_config: Config, out: str | Path, eval_words: in
                                    f" (mask {mask})"), minutes, console)
                 (out / name).write_text(json.dumps(report, indent=1) + "\n")
             reports[name] = json.loads((out / name).read_text())
-    seconds["eval"] = time.perf_counter() - t
+        seconds["eval"] = seconds.get("eval", 0.0) + time.perf_counter() - t
+
+    t = time.perf_counter()
+    _train(sft, _in_out(sft_config, out, "sft"), out / "sft", console)
+    sft_adapters = _export(out / "sft", out / "adapters_sft", base)
+    seconds["sft"] = time.perf_counter() - t
+    sft_lines = plots.read_metrics(out / "sft" / "metrics.jsonl")
+    sft_minutes = sft_lines[-1]["elapsed_s"] / 60
+    evaluate_player("sft", sft_adapters, sft_minutes)  # before GRPO: a recipe cut short still has these
+
+    t = time.perf_counter()
+    grpo = _in_out(grpo_config, out, "grpo", name=base, adapter_path=str(out / "sft" / "adapters"))
+    grpo = grpo.model_copy(update={"lora": sft_config.lora,
+                                   "training": grpo.training.model_copy(update={"final_eval_games": 0})})
+    _train(train_rl, grpo, out / "grpo", console)
+    adapters = _export(out / "grpo", out / "adapters", base)
+    seconds["grpo"] = time.perf_counter() - t
+    grpo_lines = plots.read_metrics(out / "grpo" / "metrics.jsonl")
+    grpo_alone = grpo_lines[-1]["elapsed_s"] / 60
+    evaluate_player("grpo", adapters, sft_minutes + grpo_alone)  # its training: its SFT start's and its own
 
     plots.plot_sft(sft_lines, out / "sft.png")
     plots.plot_training(grpo_lines, out / "training.png")

@@ -78,7 +78,7 @@ SUMMED = ("games", "wins", "groups", "zero_variance_groups", "resampled_groups",
           "rejected_answers", "groups_after_invalid_temperature", "samples_after_invalid", "samples_rejected_again",
           "trained_sequences", "trained_tokens", "generated_tokens", "tokens", "examples", "completion_tokens",
           "processed_tokens", "update_chunks", "groups_with_consistent", "tokens_per_s", "examples_per_s",
-          "generation_tps", "training_tps")  # throughputs add up: the ranks run at once
+          "generation_tps", "training_tps", "masked_games", "masked_wins")  # throughputs add up: the ranks run at once
 
 
 def reduce_metrics(metrics: dict, world: World, summed: Sequence[str] = SUMMED,

@@ -260,6 +260,7 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
     records = []  # (game index, state, completion, breakdown, advantage, rejected answers so far)
     groups = zero_groups = resampled = turns_played = consistent_groups = hot_groups = 0
     max_guesses = max((g.max_guesses for g in games), default=6)
+    n_masked = round(s.masked_games * len(games)) if s.mask != "none" else 0  # the first n_masked games sample masked
     while True:
         active = [i for i, g in enumerate(games) if not g.finished and not ended_invalid[i] and not out_of_turns[i]]
         if not active:
@@ -275,7 +276,8 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
                                 f"{s.max_prompt_tokens}; raise it or use a shorter sampling.prompt_format")
         temps = [_temperature(s, rejected[i]) for i in active]
         hot_groups += sum(t != s.temperature for t in temps)
-        masks = {i: guided.mask_processor(tokenizer, s.mask, [t.guess for t in games[i].turns]) for i in active}
+        masks = {i: guided.mask_processor(tokenizer, s.mask if i < n_masked else "none", [t.guess for t in games[i].turns])
+                 for i in active}
         samples = rollout.sample_groups(model, tokenizer, prompt_ids, s.num_generations, temps,
                                         s.max_new_tokens, s.top_p, rollout_stats, on_progress=report,
                                         prompt_processors=[[masks[i]] if masks[i] else None for i in active])
@@ -327,7 +329,8 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
     return {"games": games, "ended_invalid": ended_invalid, "rejected": rejected, "seqs": seqs, "records": records,
             "groups": groups,
             "zero_groups": zero_groups, "resampled": resampled, "turns_played": turns_played,
-            "consistent_groups": consistent_groups, "hot_groups": hot_groups, "guide_advantages": guide_advantages}
+            "consistent_groups": consistent_groups, "hot_groups": hot_groups, "guide_advantages": guide_advantages,
+            "masked_games": n_masked}
 
 
 def _step_metrics(step: int, played: dict, states: list[GameState], upd: grpo.UpdateStats, run: RunState,
@@ -344,6 +347,7 @@ def _step_metrics(step: int, played: dict, states: list[GameState], upd: grpo.Up
     train_s = upd.logprob_s + upd.backward_s
     metrics = {
         "step": step, "games": len(games), "wins": wins, "win_rate": wins / len(games),
+        "masked_games": played["masked_games"], "masked_wins": sum(g.won for g in games[:played["masked_games"]]),
         "cumulative_wins": run.cumulative_wins, "cumulative_games": run.cumulative_games,
         "mean_turns": float(np.mean([len(g.turns) - len(s.turns) for g, s in zip(games, states)])),
         "games_ended_no_valid_guess": int(sum(played["ended_invalid"])),
