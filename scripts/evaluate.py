@@ -110,23 +110,18 @@ def main(argv: list[str] | None = None) -> int:
     secrets = wordlists.sample_split(args.split, args.n, args.seed)
     if args.model:
         from wordle_mlx.model import models
-        from wordle_mlx.play.policy import ModelPolicy
+        from wordle_mlx.play.policy import load_policy
 
         try:
-            model, tokenizer = models.load_model(args.model, adapter_path=args.adapter)
+            policy = load_policy(args.model, args.adapter, fmt=args.format, think=False if args.no_think else None,
+                                 mask=args.mask or ("allowed" if args.guided else None), temperature=args.temperature,
+                                 max_tokens=args.max_tokens)
         except models.ModelLoadError as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
-        from wordle_mlx.play.policy import run_answer_settings
-
-        trained = run_answer_settings(args.adapter)
-        fmt = args.format or trained.get("prompt_format", "plain")
-        think = not args.no_think and trained.get("think", True)
-        mask = args.mask or ("allowed" if args.guided else trained.get("mask", "none"))
+        fmt, think, mask = policy.fmt, policy.think, policy.mask
         label = args.label or (args.model + (f" + {Path(args.adapter).parent.name or args.adapter}" if args.adapter else ""))
-        label += f" (mask {mask})" if mask != "none" and "mask" not in label else ""
-        policy = ModelPolicy(model, tokenizer, fmt, args.temperature, args.max_tokens, label=label, think=think,
-                             mask=mask)
+        policy.label = label + (f" (mask {mask})" if mask != "none" and "mask" not in label else "")
         meta = {"model": args.model, "adapter": args.adapter, "max_tokens": args.max_tokens, "format": fmt,
                 "think": think, "guided": mask != "none", "mask": mask,
                 "training_minutes": evaluate.training_minutes(args.adapter)}

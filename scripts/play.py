@@ -71,19 +71,14 @@ def main(argv: list[str] | None = None) -> int:
             console.print(tiles(guess, state.turns[-1].feedback))
     else:
         from wordle_mlx.model import models
-        from wordle_mlx.play.policy import ModelPolicy
+        from wordle_mlx.play.policy import load_policy
 
         try:
-            model, tokenizer = models.load_model(args.model, adapter_path=args.adapter)
+            policy = load_policy(args.model, args.adapter, fmt=args.format, mask=args.mask,
+                                 temperature=args.temperature, max_tokens=args.max_tokens)
         except models.ModelLoadError as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
-        from wordle_mlx.play.policy import run_answer_settings
-
-        trained = run_answer_settings(args.adapter)
-        policy = ModelPolicy(model, tokenizer, args.format or trained.get("prompt_format", "plain"), args.temperature,
-                             args.max_tokens, think=trained.get("think", True),
-                             mask=args.mask or trained.get("mask", "none"))
         rejected: list[str] = []
         while not state.won and attempts < state.max_guesses:
             guess = policy.guess_batch([state.turns], [rejected])[0]

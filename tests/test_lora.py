@@ -119,6 +119,20 @@ class TestSaveLoadFuse(unittest.TestCase):
         self.assertFalse(lora.lora_modules(model))
         self.assertLess(float(mx.abs(model(X) - self.adapted_logits).max()), 1e-4)
 
+    def test_load_policy_answers_as_the_adapters_were_trained(self):
+        from wordle_mlx.model.models import ModelLoadError
+        from wordle_mlx.play.policy import load_policy
+
+        (Path(self.tmp.name) / "config.json").write_text(json.dumps(
+            {"sampling": {"prompt_format": "compact", "think": False, "mask": "allowed_new"}}))
+        policy = load_policy(str(self.model_dir), self.adapter_dir, max_tokens=4)
+        self.assertEqual((policy.fmt, policy.think, policy.mask, policy.max_tokens), ("compact", False, "allowed_new", 4))
+        self.assertLess(float(mx.abs(policy.model(X) - self.adapted_logits).max()), 1e-5)  # the adapters are on
+        policy = load_policy(str(self.model_dir), self.adapter_dir, fmt="plain", think=True, mask="none")
+        self.assertEqual((policy.fmt, policy.think, policy.mask), ("plain", True, "none"))
+        with self.assertRaises(ModelLoadError):
+            load_policy(str(self.model_dir), Path(self.tmp.name) / "missing")
+
     def test_exported_float16_adapters_stand_alone(self):
         run = Path(self.tmp.name) / "run"
         (run / "adapters").mkdir(parents=True)

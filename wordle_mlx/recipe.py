@@ -29,9 +29,9 @@ from pathlib import Path
 
 from wordle_mlx import plots
 from wordle_mlx.config import Config
-from wordle_mlx.model import lora, models
+from wordle_mlx.model import lora
 from wordle_mlx.play import evaluate
-from wordle_mlx.play.policy import ModelPolicy, run_answer_settings
+from wordle_mlx.play.policy import load_policy, run_answer_settings
 from wordle_mlx.train import checkpoint, sft, train_rl
 from wordle_mlx.wordle import words as wordlists
 
@@ -82,14 +82,12 @@ def hardware() -> str:
 
 def _evaluate(adapter: Path, mask: str, n: int, label: str, minutes: float | None, console) -> dict:
     """`scripts.evaluate`'s report of the adapters' greedy games on `n` eval words (seed 0) under `mask`."""
-    settings, base = run_answer_settings(adapter), lora.adapter_base_model(adapter)
-    fmt, think, max_tokens = settings.get("prompt_format", "compact"), settings.get("think", False), 16
-    model, tokenizer = models.load_model(base, adapter_path=adapter)
-    policy = ModelPolicy(model, tokenizer, fmt, 0.0, max_tokens, label=label, think=think, mask=mask)
+    base = lora.adapter_base_model(adapter)
+    policy = load_policy(base, adapter, mask=mask, max_tokens=16, label=label)
     return evaluate.evaluate(policy, wordlists.sample_split("eval", n, seed=0), progress=console.is_terminal,
-                             split="eval", seed=0, model=base, adapter=str(adapter), max_tokens=max_tokens,
-                             format=fmt, think=think, guided=mask != "none", mask=mask, training_minutes=minutes,
-                             hardware=hardware(), commit=commit())
+                             split="eval", seed=0, model=base, adapter=str(adapter), max_tokens=16,
+                             format=policy.fmt, think=policy.think, guided=mask != "none", mask=mask,
+                             training_minutes=minutes, hardware=hardware(), commit=commit())
 
 
 def headline(report: dict) -> dict:

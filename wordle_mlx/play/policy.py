@@ -1,5 +1,7 @@
 """A language model as a Wordle policy: prompt -> greedy (or sampled) completion -> guess.
 
+`load_policy(model, adapter)` loads a model (with its LoRA adapters) as a policy that answers the way the
+adapters were trained (prompt format, think layout, legal-move mask), unless told otherwise.
 `ModelPolicy.guess_batch(histories)` renders every game's prompt, samples one completion per
 game in one batched generation (wordle_mlx.play.rollout) and returns the parsed guess, or the raw text
 inside the guess tag (or "" when there is none) so the game engine reports it as invalid and the
@@ -75,3 +77,17 @@ def run_answer_settings(adapter_path: str | Path | None) -> dict:
         if found:
             return found
     return {}
+
+
+def load_policy(model_name: str, adapter_path: str | Path | None = None, *, fmt: str | None = None,
+                think: bool | None = None, mask: str | None = None, temperature: float = 0.0, max_tokens: int = 96,
+                label: str = "model") -> ModelPolicy:
+    """`model_name` (with `adapter_path`'s adapters) as a policy. Prompt format, think layout and mask default to the
+    adapters' (`run_answer_settings`), else plain, think on, no mask. Raises models.ModelLoadError."""
+    from wordle_mlx.model import models
+
+    trained = run_answer_settings(adapter_path)
+    model, tokenizer = models.load_model(model_name, adapter_path=adapter_path)
+    return ModelPolicy(model, tokenizer, fmt or trained.get("prompt_format", "plain"), temperature, max_tokens,
+                       label=label, think=trained.get("think", True) if think is None else think,
+                       mask=mask or trained.get("mask", "none"))
