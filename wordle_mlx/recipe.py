@@ -85,7 +85,7 @@ def _evaluate(adapter: Path, mask: str, n: int, label: str, minutes: float | Non
     base = lora.adapter_base_model(adapter)
     policy = load_policy(base, adapter, mask=mask, max_tokens=16, label=label)
     return evaluate.evaluate(policy, wordlists.sample_split("eval", n, seed=0), progress=console.is_terminal,
-                             split="eval", seed=0, model=base, adapter=str(adapter), max_tokens=16,
+                             split="eval", seed=0, model=base, adapter=str(adapter), max_tokens=policy.max_tokens,
                              format=policy.fmt, think=policy.think, guided=mask != "none", mask=mask,
                              training_minutes=minutes, hardware=hardware(), commit=commit())
 
