@@ -137,6 +137,25 @@ class TestCountingMethods(unittest.TestCase):
             patterns.partition_counts(self.codes, method="sorted")
 
 
+class TestSavedTable(unittest.TestCase):
+    def test_two_processes_saving_at_once_do_not_move_each_others_file(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "table.npy"
+            real_save, other = np.save, []
+
+            def save_then_another_process_saves(file, arr):
+                real_save(file, arr)
+                if not other:  # between this process's write and its rename
+                    other.append(1)
+                    with mock.patch("os.getpid", return_value=os.getpid() + 1):
+                        patterns.save_pattern_table(np.ones((2, 3), np.uint8), path)
+
+            with mock.patch.object(np, "save", side_effect=save_then_another_process_saves):
+                patterns.save_pattern_table(np.zeros((2, 3), np.uint8), path)
+            self.assertEqual(int(np.load(path).sum()), 0)  # the last rename wins
+            self.assertEqual(sorted(p.name for p in Path(tmp).iterdir()), ["table.json", "table.npy"])
+
+
 class TestWordleDevice(unittest.TestCase):
     def device(self, env: str | None = None, default_gpu: bool = False, metal: bool = False) -> str:
         import mlx.core as mx

@@ -49,6 +49,18 @@ class TestSftData(unittest.TestCase):
             with self.assertRaises(words.EvalLeakError):
                 sft.read_records(path)
 
+    def test_max_copies_caps_the_saved_training_examples(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            config = tiny_sft_config(tmp, "cap", **{"sft.num_examples": 60, "sft.max_copies": 1,
+                                                    "sft.policy": "frequent", "sft.think_style": "none",
+                                                    "sampling.think": "false"})
+            train, _ = sft._data(config, Path(tmp))
+            saved = (Path(tmp) / "sft_train.jsonl").read_text().splitlines()
+        pairs = [(json.dumps(r["messages"]), r["completion"]) for r in train]
+        self.assertEqual(len(pairs), len(set(pairs)))
+        self.assertLess(len(train), 60)  # the opening alone comes up about 8 times in 60
+        self.assertEqual(len(saved), len(train))
+
     def test_length_batches_group_similar_lengths(self):
         seqs = [grpo.TrainSequence([1] * n, [2], 1.0) for n in [9, 1, 5, 3, 7, 2]]
         batches = sft.length_batches(seqs, 2)

@@ -311,6 +311,37 @@ class TestSplitsAndCli(unittest.TestCase):
         self.assertNotIn("Traceback", proc.stderr)
 
 
+class TestCapCopies(unittest.TestCase):
+    @staticmethod
+    def record(prompt: str, answer: str, secret: str = "hello") -> dict:
+        return {"secret": secret, "messages": [{"role": "user", "content": prompt}],
+                "completion": f"<guess>{answer}</guess>"}
+
+    def test_a_pair_is_kept_at_most_k_times_and_the_order_is_kept(self):
+        records = [self.record("new game", "RAISE", s) for s in ("a", "b", "c", "d")]
+        records.insert(1, self.record("tried RAISE", "CLOUT"))
+        kept = synth.cap_copies(records, 2)
+        self.assertEqual([r["secret"] for r in kept], ["a", "hello", "b"])
+
+    def test_the_same_prompt_with_another_answer_is_another_example(self):
+        records = [self.record("new game", "RAISE"), self.record("new game", "SOARE")]
+        self.assertEqual(synth.cap_copies(records, 1), records)
+
+    def test_made_data_keeps_its_opening_at_most_k_times(self):
+        records = list(synth.sft_records(synth.secrets_for("train", 200, seed=3), "train", seed=3, fmt="compact",
+                                         policy="frequent", think_style="none"))
+        def openings(rs):
+            return sum(1 for r in rs if not r["turns"] and not r.get("rejected"))
+        self.assertGreater(openings(records), 3)
+        kept = synth.cap_copies(records, 3)
+        self.assertEqual(openings(kept), 3)
+        self.assertEqual(len(records) - len(kept), openings(records) - 3)  # only copies of a kept pair go
+
+    def test_k_below_one_is_an_error(self):
+        with self.assertRaises(ValueError):
+            synth.cap_copies([], 0)
+
+
 if __name__ == "__main__":
     unittest.main()
 

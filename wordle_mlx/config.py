@@ -198,6 +198,9 @@ class SFTConfig(_Section):
     consistent_target_rate: float = Field(
         0.0, ge=0.0, le=1.0, description="share of examples whose target is a uniformly random answer that still "
         "fits (policy consistent) instead of the policy's word: spells more of the answer list")
+    max_copies: int | None = Field(None, ge=1, description="keep an example (prompt and answer) at most this many "
+                                   "times; the opening (no earlier turn, one answer) is ~13% of made examples. "
+                                   "None = keep all (the recipe's data)")
     data_chunks: int = Field(1, ge=1, le=1024, description="make the examples in this many independently seeded "
                              "chunks, one process per CPU core (the same data for the same value on any machine); "
                              "1 = one process, the recipe's data")

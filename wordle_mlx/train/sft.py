@@ -2,7 +2,8 @@
 
 Data: data_synth SFT records (`messages` = system + user, `completion` = `<think>..</think>` +
 `<guess>..</guess>`), from files or generated at the start of the run (train split only; the
-held-out set uses another seed) and saved into the run directory. Each example is tokenised as
+held-out set uses another seed) and saved into the run directory; `sft.max_copies` drops made
+examples repeated more often than that (the opening move is one in eight). Each example is tokenised as
 the chat prompt (with the assistant opening) followed by the completion and the end-of-turn token;
 only completion tokens (the end token included) are in the loss, so the model learns to answer,
 not to repeat prompts.
@@ -170,6 +171,8 @@ def _data(config: Config, run_dir: Path) -> tuple[list[dict], list[dict]]:
         train = read_records(train_path)
     else:
         train = make_records(config, c.num_examples, config.training.seed, c.data_chunks)
+        if c.max_copies is not None:
+            train = synth.cap_copies(train, c.max_copies)
         train_path.write_text("".join(json.dumps(r) + "\n" for r in train))
     if c.valid_file:
         valid = read_records(c.valid_file)

@@ -18,7 +18,8 @@
   fits; these states show the solver's way out). With probability `consistent_target_rate` the
   target is a uniformly random answer that still fits (the `consistent` solver, sharing the
   sampler's RNG) instead of the policy's word: frequent targets alone spell only the words that are
-  some state's commonest candidate. The target is never a word already tried.
+  some state's commonest candidate. The target is never a word already tried. `cap_copies` keeps
+  each (prompt, answer) pair at most k times: with no earlier turn every state is the same opening.
 
 Think styles:
 * `scratchpad` (default): the constraints a small model cannot track silently, then why this word:
@@ -41,6 +42,7 @@ secrets (`words.check_training_secrets`). No model imports; the solvers use the 
 from __future__ import annotations
 
 import functools
+import json
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -254,6 +256,22 @@ def sft_records(secrets: Sequence[str], split: str, seed: int = 0, fmt: str = "p
         yield record
         if on_record:
             on_record()
+
+
+def cap_copies(records: Sequence[dict], max_copies: int) -> list[dict]:
+    """`records` in order, each (prompt, completion) pair kept at most `max_copies` times: the opening
+    move (no earlier turn) is the same example in about one made state in eight, all but learnt early
+    and a waste of steps after that."""
+    if max_copies < 1:
+        raise ValueError(f"max_copies: expected >= 1, got {max_copies}")
+    seen: Counter = Counter()
+    out = []
+    for record in records:
+        key = (json.dumps(record["messages"], sort_keys=True), record["completion"])
+        seen[key] += 1
+        if seen[key] <= max_copies:
+            out.append(record)
+    return out
 
 
 def onpolicy_records(games: Sequence[dict], split: str = "train", fmt: str = "plain", policy: str = "frequent",

@@ -170,10 +170,11 @@ def _table_meta() -> dict:
 
 
 def save_pattern_table(table: np.ndarray, path: str | Path) -> Path:
-    """Write the table as .npy (atomically) plus a .json sidecar describing it."""
+    """Write the table as .npy (atomically, a temporary file per process, so processes that compute
+    the table at once, as SFT data chunks do, never move each other's file) plus a .json sidecar."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npy")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npy")
     np.save(tmp, np.ascontiguousarray(table, dtype=np.uint8))
     os.replace(tmp, path)
     path.with_suffix(".json").write_text(json.dumps(_table_meta(), indent=2) + "\n")
@@ -344,7 +345,7 @@ def save_opener_entropies(openers: list[tuple[str, float]], path: str | Path) ->
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["word\tbits"] + [f"{w}\t{b:.6f}" for w, b in openers]
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text("\n".join(lines) + "\n")
     os.replace(tmp, path)
     return path
