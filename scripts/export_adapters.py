@@ -5,7 +5,8 @@
 The weights are cast to --dtype (float16: half the file, what `adapters/` holds) and the prompt
 format and think layout the adapters were trained with (read from the run's config.json) are stored
 in adapter_config.json, so `scripts.play`, `scripts.evaluate` and `mlx_lm generate --adapter-path`
-use the directory without the run beside it.
+use the directory without the run beside it; so are the training minutes behind them (the run and
+the runs it started from), which evaluation reports carry.
 """
 
 from __future__ import annotations
@@ -37,13 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from wordle_mlx.model import lora
+    from wordle_mlx.play.evaluate import training_minutes
     from wordle_mlx.play.policy import run_answer_settings
 
     settings = run_answer_settings(args.adapter)
     if not settings:
         print(f"note: no run config beside {args.adapter}; the prompt format is not stored", file=sys.stderr)
     try:
-        out = lora.export_adapters(args.adapter, args.out, args.dtype, settings, run_base_model(args.adapter))
+        out = lora.export_adapters(args.adapter, args.out, args.dtype, settings, run_base_model(args.adapter),
+                                   training_minutes(str(args.adapter)))
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -5,6 +5,8 @@ import tempfile
 import unittest
 from pathlib import Path
 
+import mlx.core as mx
+
 from wordle_mlx import plots
 from wordle_mlx.model import models
 from wordle_mlx.play import evaluate
@@ -180,6 +182,18 @@ class TestStudyReporting(unittest.TestCase):
             self.assertAlmostEqual(evaluate.training_minutes(str(sft)), 10.0)
             self.assertAlmostEqual(evaluate.training_minutes(str(grpo)), 15.0)
             self.assertIsNone(evaluate.training_minutes(str(Path(tmp) / "missing" / "adapters")))
+
+    def test_training_minutes_survive_export_and_count_in_a_run_started_from_it(self):
+        from wordle_mlx.model import lora
+
+        with tempfile.TemporaryDirectory() as tmp:
+            sft = self.make_run(Path(tmp), "sft", 600.0, None)
+            (sft / lora.ADAPTER_CONFIG).write_text(json.dumps({"fine_tune_type": "lora"}))
+            mx.save_safetensors(str(sft / lora.ADAPTER_WEIGHTS), {"w": mx.zeros((2,))})
+            shipped = lora.export_adapters(sft, Path(tmp) / "shipped", training_minutes=evaluate.training_minutes(str(sft)))
+            self.assertAlmostEqual(evaluate.training_minutes(str(shipped)), 10.0)  # no run beside it
+            grpo = self.make_run(Path(tmp), "grpo", 300.0, str(shipped))
+            self.assertAlmostEqual(evaluate.training_minutes(str(grpo)), 15.0)
 
     def test_markdown_row_and_study_plot(self):
         report = {"label": "v1", "wins": 3, "n_games": 10, "win_rate": 0.3, "mean_guesses": 4.5, "valid_guess_rate": 0.9,

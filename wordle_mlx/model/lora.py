@@ -122,10 +122,11 @@ def save_adapters(model: nn.Module, path: str | Path, settings: LoraSettings | N
 
 
 def export_adapters(src: str | Path, out: str | Path, dtype: str = "float16", answer_settings: dict | None = None,
-                    base_model: str | None = None) -> Path:
+                    base_model: str | None = None, training_minutes: float | None = None) -> Path:
     """Copy trained adapters (mlx-lm format) to `out` with the weights cast to `dtype` (float16 halves
     the file) and the prompt format / think layout they were trained with stored in
-    adapter_config.json (`wordle_mlx.sampling`), so a shipped adapter directory stands alone."""
+    adapter_config.json (`wordle_mlx.sampling`), so a shipped adapter directory stands alone; the
+    training minutes behind them, when known, go to `wordle_mlx.training_minutes`."""
     src, out = Path(src), Path(out)
     if not (src / ADAPTER_CONFIG).exists() or not (src / ADAPTER_WEIGHTS).exists():
         raise FileNotFoundError(f"adapter: {src} needs {ADAPTER_CONFIG} and {ADAPTER_WEIGHTS}")
@@ -137,10 +138,21 @@ def export_adapters(src: str | Path, out: str | Path, dtype: str = "float16", an
         config = {"model": base_model, **config}
     if answer_settings:
         config.setdefault("wordle_mlx", {})["sampling"] = dict(answer_settings)
+    if training_minutes is not None:
+        config.setdefault("wordle_mlx", {})["training_minutes"] = round(float(training_minutes), 2)
     out.mkdir(parents=True, exist_ok=True)
     mx.save_safetensors(str(out / ADAPTER_WEIGHTS), weights)
     (out / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     return out
+
+
+def stored_training_minutes(path: str | Path) -> float | None:
+    """The training minutes `export_adapters` stored in an adapter directory, or None."""
+    try:
+        minutes = json.loads((Path(path) / ADAPTER_CONFIG).read_text())["wordle_mlx"]["training_minutes"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return float(minutes) if isinstance(minutes, (int, float)) else None
 
 
 def adapter_base_model(path: str | Path) -> str | None:

@@ -271,7 +271,8 @@ def report_table(reports: Sequence[dict]):
 
 def training_minutes(adapter_path: str | None) -> float | None:
     """Training wall-clock minutes behind an adapter: its run's last `elapsed_s`, plus the run it
-    started from (`model.adapter_path` in the run's config, e.g. SFT before GRPO). None if unknown."""
+    started from (`model.adapter_path` in the run's config, e.g. SFT before GRPO); an exported
+    directory with no run beside it counts the minutes `export_adapters` stored in it. None if unknown."""
     if not adapter_path:
         return None
     total, seen = 0.0, set()
@@ -284,6 +285,11 @@ def training_minutes(adapter_path: str | None) -> float | None:
             total += float(json.loads(last)["elapsed_s"])
             parent = json.loads((run / "config.json").read_text()).get("model", {}).get("adapter_path")
         except (OSError, ValueError, KeyError, IndexError):
+            from wordle_mlx.model import lora
+
+            stored = lora.stored_training_minutes(path)
+            if stored is not None:
+                return total / 60 + stored
             return None if total == 0 else total / 60
         path = Path(parent) if parent else None
     return total / 60
