@@ -75,9 +75,10 @@ class TestSftRun(unittest.TestCase):
         self.tmp.cleanup()
 
     def test_run_lowers_the_loss_and_writes_usable_adapters(self):
-        run_dir = sft.train(tiny_sft_config(self.tmp.name, "s", iters=12))
+        run_dir = sft.train(tiny_sft_config(self.tmp.name, "s", iters=12, **{"sft.keep_adapters_every": 5}))
         metrics = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
         self.assertEqual(len(metrics), 12)
+        self.assertEqual(sorted(p.name for p in (run_dir / "kept").iterdir()), ["step_0005", "step_0010"])
         self.assertIn("valid_loss", metrics[1])
         self.assertLess(np.mean([m["train_loss"] for m in metrics[-3:]]), np.mean([m["train_loss"] for m in metrics[:3]]))
         self.assertTrue((run_dir / "sft_train.jsonl").exists())

@@ -76,6 +76,22 @@ class TestTrainLoop(unittest.TestCase):
         self.assertTrue((run_dir / "adapters" / "adapters.safetensors").exists())
         self.assertEqual(load_config(run_dir / "config.json").training.steps, 2)
 
+    def test_keep_adapters_every_keeps_standalone_adapters_of_those_steps(self):
+        from wordle_mlx.play.policy import run_answer_settings
+
+        config = load_config(ROOT / "config" / "tiny_test.json", [
+            f"logging.logs_dir={self.logs}", "logging.run_name=k", "training.steps=3", "training.checkpoint_every=100",
+            "training.keep_adapters_every=2"])
+        run_dir = train_rl.train(config)
+        kept = sorted(p.name for p in (run_dir / "kept").iterdir())
+        self.assertEqual(kept, ["step_0002"])
+        step2 = run_dir / "kept" / "step_0002"
+        self.assertEqual(run_answer_settings(step2)["prompt_format"], config.sampling.prompt_format)  # standalone
+        weights = mx.load(str(step2 / "adapters.safetensors"))
+        self.assertTrue(all(v.dtype == mx.float16 for v in weights.values()))
+        final = mx.load(str(run_dir / "adapters" / "adapters.safetensors"))
+        self.assertTrue(any(not mx.array_equal(weights[k], final[k].astype(mx.float16)).item() for k in weights))
+
     def test_final_eval_is_printed_and_saved(self):
         from rich.console import Console
 

@@ -118,6 +118,9 @@ class TrainingConfig(_Section):
     start_states: str | None = Field(None, description="RL start states JSONL from data_synth; None = make them on the fly")
     start_turns_max: int = Field(4, ge=0, le=5, description="earlier turns of sensible play in on-the-fly start states")
     checkpoint_every: int = Field(4, ge=1, description="steps between crash-safe checkpoints (also on Ctrl-C)")
+    keep_adapters_every: int = Field(0, ge=0, description="also keep the adapters of every N-th step, standalone "
+                                     "(float16, as export_adapters writes them), in <run>/kept/step_NNNN: "
+                                     "neighbouring checkpoints of one run, to measure their spread; 0 = off")
     eval_every: int = Field(0, ge=0, description="steps between evaluations on a fixed eval subset; 0 = off")
     eval_games: int = Field(20, ge=1, description="games per eval_every evaluation")
     final_eval_games: int = Field(0, ge=0, description="at the end, greedy games on this many eval words (fixed, "
@@ -213,6 +216,8 @@ class SFTConfig(_Section):
     max_grad_norm: float = Field(1.0, gt=0.0, description="global gradient-norm clip")
     eval_every: int = Field(100, ge=1, description="steps between held-out losses")
     checkpoint_every: int = Field(50, ge=1, description="steps between crash-safe checkpoints (also on Ctrl-C)")
+    keep_adapters_every: int = Field(0, ge=0, description="also keep the adapters of every N-th step, standalone "
+                                     "(float16), in <run>/kept/step_NNNN; 0 = off")
     max_seq_tokens: int = Field(512, ge=16, description="longer examples are an error, not silently cut")
     shared_prefix: bool = Field(True, description="run each batch's common prompt prefix (chat template, system "
                                 "prompt) once; logits are always computed at completion positions only")

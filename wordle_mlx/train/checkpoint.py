@@ -35,6 +35,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 from wordle_mlx.model import lora
 
 CHECKPOINT = "checkpoint"
+KEPT = "kept"
 TMP, OLD = CHECKPOINT + ".tmp", CHECKPOINT + ".old"
 COMPLETE = "complete.json"
 
@@ -134,3 +135,23 @@ def load(run_dir: Path, model, optimizer, notify: Callable[[str], None] | None =
     optimizer.state = tree_unflatten(list(mx.load(str(final / "optimizer.safetensors")).items()))
     mx.eval(model.parameters(), optimizer.state)
     return json.loads((final / "state.json").read_text())
+
+
+def kept_dir(run_dir: Path, step: int) -> Path:
+    """Where `keep_adapters` puts a step's adapters: <run>/kept/step_NNNN."""
+    return Path(run_dir) / KEPT / f"step_{step:04d}"
+
+
+def keep_adapters(run_dir: Path, step: int, answer_settings: dict, base_model: str | None,
+                  training_minutes: float | None) -> Path:
+    """Copy the adapters of the checkpoint just saved (`step`) to `kept_dir(run_dir, step)` as a standalone,
+    float16 adapter directory (`lora.export_adapters`: evaluate and play use it as it is). Written beside
+    and renamed into place, so a kill leaves either the whole directory or none (the resumed run redoes
+    the step and writes it again)."""
+    final = kept_dir(run_dir, step)
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    lora.export_adapters(Path(run_dir) / CHECKPOINT, tmp, "float16", answer_settings, base_model, training_minutes)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final

@@ -163,3 +163,16 @@ def discard_if_empty(run_dir: Path) -> bool:
 
 
 _BEFORE_FIRST_STEP = {"config.json", "sft_train.jsonl", "sft_valid.jsonl"}  # what a run writes before training
+
+
+def keep_adapters(run_dir: Path, config: Config, step: int, elapsed_s: float) -> Path:
+    """The adapters of the checkpoint just saved at `step`, kept standalone in <run>/kept/step_NNNN
+    (`checkpoint.keep_adapters`) with the run's answer settings and the training minutes behind them
+    (this run's so far plus its start's), so `evaluate --adapter` plays them as they are."""
+    from wordle_mlx.play.evaluate import training_minutes
+
+    s = config.sampling
+    start = training_minutes(config.model.adapter_path) if config.model.adapter_path else 0.0
+    minutes = None if start is None else start + elapsed_s / 60
+    return checkpoint.keep_adapters(run_dir, step, {"prompt_format": s.prompt_format, "think": s.think, "mask": s.mask},
+                                    config.model.name, minutes)

@@ -288,8 +288,11 @@ def _train(config: Config, run_dir: Path, resume, world: World, console) -> Path
                 if main:
                     with metrics_file.open("a") as fh:
                         fh.write(json.dumps(metrics) + "\n")
-                if (step % c.checkpoint_every == 0 or step == c.iters) and main:
+                keep = c.keep_adapters_every and step % c.keep_adapters_every == 0
+                if (step % c.checkpoint_every == 0 or step == c.iters or keep) and main:
                     checkpoint.save(run_dir, model, optimizer, state)
+                    if keep:
+                        runs.keep_adapters(run_dir, config, step, state["elapsed_s"])
                 info = f"loss {metrics['train_loss']:.3f}"
                 if "valid_loss" in metrics:
                     info += f"  valid {metrics['valid_loss']:.3f}"

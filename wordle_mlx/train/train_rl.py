@@ -21,8 +21,9 @@ One step:
    bar the group is normalised against and is trained with its own advantage, so a group in which
    no sample fits still says which word would have; games go on with the model's answers only;
 3. one GRPO update over all groups of the step (wordle_mlx.train.grpo);
-4. one JSONL metrics line, a few samples, a checkpoint every `checkpoint_every` steps, an
-   evaluation on a fixed eval subset every `eval_every` steps.
+4. one JSONL metrics line, a few samples, a checkpoint every `checkpoint_every` steps (and the
+   adapters of every `keep_adapters_every`-th step kept in <run>/kept/), an evaluation on a fixed
+   eval subset every `eval_every` steps.
 
 Data parallel under `mlx.launch` (wordle_mlx.train.distributed): every rank makes the same
 `games_per_step x ranks` start states and plays its own share, gradients are averaged, metrics
@@ -542,8 +543,11 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
                     with samples_file.open("a") as fh:
                         for sample in _samples(step, played, config.logging.samples_per_step):
                             fh.write(json.dumps(sample) + "\n")
-                if (step % t.checkpoint_every == 0 or step == t.steps) and main:
+                keep = t.keep_adapters_every and step % t.keep_adapters_every == 0
+                if (step % t.checkpoint_every == 0 or step == t.steps or keep) and main:
                     save_checkpoint(run_dir, model, optimizer, run, curriculum)
+                    if keep:
+                        runs.keep_adapters(run_dir, config, step, run.elapsed_s)
                 progress.done(step_line(metrics, run) if show else None)
     except KeyboardInterrupt:
         if main:
