@@ -16,6 +16,7 @@ a library may call), CPython ends even a clean `sys.exit(130)` by killing itself
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
@@ -102,3 +103,17 @@ def model_for_adapter(model: str | None, adapter: str | None) -> str:
     if model and recorded and model != recorded:
         raise ValueError(f"--adapter: {adapter} was trained on {recorded}, not {model} (drop --model to use it)")
     return model or recorded or models.DEFAULT_MODEL
+
+
+class OneLineErrors(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, `error: ... (python -m scripts.NAME --help)`, exit 2:
+    the usage block it prints by default buries the one line that matters."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"error: {message} (see {self.prog} --help)\n")
+        sys.exit(2)
+
+
+def make_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A script's argument parser: its docstring as the description, one-line usage errors."""
+    return OneLineErrors(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)

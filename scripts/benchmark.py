@@ -60,11 +60,11 @@ import argparse
 import sys
 
 import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
-from scripts import run
+from scripts import make_parser, run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("what", choices=["all", "patterns", "matmul", "rewards", "rollout", "distributed", "update", "sft",
                                              "groups"])
     parser.add_argument("--config", default=None,

@@ -5,18 +5,17 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
 from wordle_mlx.wordle import patterns
-from scripts import run
+from scripts import make_parser, run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--out", type=Path, default=None, help=f"output directory (default: {patterns.data_home()})")
     parser.add_argument("--top", type=int, default=10, help="how many best openers to print (default 10)")
     args = parser.parse_args(argv)

@@ -6,18 +6,17 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from wordle_mlx.config import config_reference
-from scripts import run
+from scripts import make_parser, run
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "docs" / "config.md"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="where to write (default docs/config.md)")
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 when the file differs")
     args = parser.parse_args(argv)
@@ -29,8 +28,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"{out} is up to date")
         return 0
+    same = out.is_file() and out.read_text() == text
     out.write_text(text)
-    print(f"wrote {out} ({len(text.splitlines())} lines)")
+    print(f"wrote {out} ({len(text.splitlines())} lines, {'unchanged' if same else 'updated'})")
     return 0
 
 

@@ -34,11 +34,11 @@ from pathlib import Path
 import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
 from wordle_mlx.play import prompts
 from wordle_mlx.train import synth
-from scripts import run
+from scripts import make_parser, run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--mode", choices=["rl", "sft"], required=True)
     parser.add_argument("--n", type=int, required=True, help="number of records")
     parser.add_argument("--split", choices=["train", "eval"], default="train")

@@ -7,13 +7,12 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import sys
 
 import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
-from scripts import run
+from scripts import make_parser, run
 
 
 def device_in_words(mx) -> str:
@@ -53,7 +52,7 @@ def tf32_in_words() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--fetch-model", action="store_true", help="download and convert the default model now")
     args = parser.parse_args(argv)
 

@@ -5,12 +5,11 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
 from wordle_mlx.config import ConfigError, load_config
-from scripts import run
+from scripts import make_parser, run
 
 
 def _mb(n: int) -> str:
@@ -18,7 +17,7 @@ def _mb(n: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--config", default=None, help="JSON/YAML run config (default: built-in defaults)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, repeatable")
     args = parser.parse_args(argv)

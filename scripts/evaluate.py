@@ -3,18 +3,19 @@
     python -m scripts.evaluate --policy entropy --split eval [--n N] [--seed S] [--json OUT]
     python -m scripts.evaluate --model smollm2-135m-instruct [--adapter logs/sft/adapters] \\
         --split eval --n 100 [--temperature 0] [--max-tokens 64] [--format plain] [--json OUT]
-    python -m scripts.evaluate --endpoint http://127.0.0.1:8080 --endpoint-model NAME [--api-key-env VAR] \
+    python -m scripts.evaluate --endpoint http://127.0.0.1:8080 --endpoint-model NAME [--api-key-env VAR] \\
         [--concurrency 4] [--timeout 60] [--retries 3] --split eval --n 100 [--json OUT]
+    python -m scripts.evaluate --policy frequent --words my_words.txt [--n N]   # secrets of your own
     python -m scripts.evaluate --compare A.json B.json ...
 
-Policies: random, consistent, frequent, candidate-entropy, entropy, optimal. Splits: eval (315), train (2,000), all (2,315).
+Policies: random, consistent, frequent, candidate-entropy, entropy, optimal. Splits: eval (315), train (2,000), all (2,315);
+--words FILE: one allowed word per line (any of the 12,972, not only the 2,315 answers); the report keeps its sha256.
 The same --n and --seed give the same secrets for every policy and model. Models play greedily by
 default, all games batched; an invalid guess costs the turn and the game goes on.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -24,11 +25,11 @@ from wordle_mlx.play import evaluate, prompts
 from wordle_mlx.wordle import solvers
 from wordle_mlx.play.endpoint import EndpointError
 from wordle_mlx.wordle import words as wordlists
-from scripts import model_for_adapter, run
+from scripts import make_parser, model_for_adapter, run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     who = parser.add_mutually_exclusive_group()
     who.add_argument("--policy", choices=solvers.POLICIES)
     who.add_argument("--model", help="built-in name, .gguf file, mlx-lm directory or HF id "
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adapter", help="LoRA adapter directory (e.g. adapters/recipe)")
     parser.add_argument("--label", help="column name in tables (default: policy or model[+adapter])")
     parser.add_argument("--split", choices=wordlists.SPLITS, default="eval")
+    parser.add_argument("--words", type=Path, metavar="FILE", help="secrets from this file instead of a split: one "
+                        "allowed word per line (blank lines and # comments skipped); --n/--seed sample from it")
     parser.add_argument("--n", type=int, default=None, help="number of games (a seeded sample of the split; default all)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the sample of secrets and random policies")
     parser.add_argument("--temperature", type=float, default=0.0, help="model sampling temperature (0 = greedy)")
@@ -62,10 +65,21 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--n: expected a positive number of games, got {args.n}")
     if args.temperature < 0:
         parser.error(f"--temperature: expected >= 0, got {args.temperature}")
+    words_file = None
+    if args.words is not None:
+        try:
+            words_file = wordlists.parse_word_list(args.words.read_text(), f"--words {args.words}")
+        except OSError as err:
+            parser.error(f"--words: cannot read {args.words} ({err.strerror or err})")
+        except wordlists.WordListError as err:
+            parser.error(str(err))
     if args.json is not None and args.json.parent and not args.json.parent.exists():
         parser.error(f"--json: directory {args.json.parent} does not exist")
     if args.guided and args.mask not in (None, "allowed"):
         parser.error(f"--guided is --mask allowed; it cannot go with --mask {args.mask}")
+    if args.adapter and not Path(args.adapter).is_dir():
+        parser.error(f"--adapter: {args.adapter} does not exist" if not Path(args.adapter).exists()
+                     else f"--adapter: {args.adapter} is a file, not an adapter directory")
     if args.adapter and (args.policy or args.compare or args.endpoint):
         parser.error("--adapter: goes with a model (--model, or the base model the adapter records)")
     if not (args.policy or args.compare or args.endpoint):
@@ -91,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
             except (OSError, ValueError) as err:
                 print(f"error: --compare: cannot read report {path}: {err}", file=sys.stderr)
                 return 1
+            if not evaluate.is_report(reports[-1]):
+                print(f"error: --compare: {path} is not an evaluation report (scripts.evaluate --json writes them)",
+                      file=sys.stderr)
+                return 1
         if args.markdown:
             print(evaluate.markdown_table(reports))
         else:
@@ -107,7 +125,14 @@ def main(argv: list[str] | None = None) -> int:
                           f"(paired permutation test over secrets, p = {c['p_value']:.2g})")
         return 0
 
-    secrets = wordlists.sample_split(args.split, args.n, args.seed)
+    pool = words_file if words_file is not None else wordlists.split_words(args.split)
+    where = f"--words {args.words}" if words_file is not None else f"the {args.split} split"
+    if args.n is not None and args.n > len(pool):
+        print(f"note: --n {args.n} is more than the {len(pool)} words of {where}: playing all {len(pool)}",
+              file=sys.stderr)
+    secrets = wordlists.sample_words(pool, args.n, args.seed)
+    source = ({"split": None, "words_file": str(args.words), "words_sha256": wordlists.words_sha256(words_file),
+               "words_size": len(words_file)} if words_file is not None else {"split": args.split})
     if args.model:
         from wordle_mlx.model import models
         from wordle_mlx.play.policy import load_policy
@@ -120,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 1
         fmt, think, mask = policy.fmt, policy.think, policy.mask
-        label = args.label or (args.model + (f" + {Path(args.adapter).parent.name or args.adapter}" if args.adapter else ""))
+        label = args.label or (args.model + (f" + {evaluate.adapter_label(args.adapter)}" if args.adapter else ""))
         policy.label = label + (f" (mask {mask})" if mask != "none" and "mask" not in label else "")
         meta = {"model": args.model, "adapter": args.adapter, "max_tokens": args.max_tokens, "format": fmt,
                 "think": think, "guided": mask != "none", "mask": mask,
@@ -143,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         policy = solvers.make_policy(args.policy, seed=args.seed)
         label, meta = args.label or args.policy, {}
     try:
-        report = evaluate.evaluate(policy, secrets, split=args.split, seed=args.seed, label=label, **meta)
+        report = evaluate.evaluate(policy, secrets, **source, seed=args.seed, label=label, **meta)
     except EndpointError as err:  # an endpoint that dies mid-run: one line, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -11,12 +11,11 @@ the runs it started from), which evaluation reports carry.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
-from scripts import run
+from scripts import make_parser, run
 
 
 def run_base_model(adapter: Path) -> str | None:
@@ -31,7 +30,7 @@ def run_base_model(adapter: Path) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--adapter", required=True, type=Path, help="a run's adapters/ (or checkpoint/) directory")
     parser.add_argument("--out", required=True, type=Path, help="the directory to write")
     parser.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16")

@@ -9,16 +9,15 @@ unless --dequantize-output is given).
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
 from wordle_mlx.model import models
-from scripts import run
+from scripts import make_parser, run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--model", default=models.DEFAULT_MODEL, help="built-in name, .gguf, mlx-lm dir or HF id")
     parser.add_argument("--adapter", required=True, help="directory with adapters.safetensors + adapter_config.json")
     parser.add_argument("--out", required=True, help="output directory for the fused model")

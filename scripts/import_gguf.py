@@ -5,17 +5,16 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
 import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
 from wordle_mlx.model import gguf
-from scripts import run
+from scripts import make_parser, run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("file", help="the .gguf file")
     parser.add_argument("--out", required=True, help="output mlx-lm model directory")
     parser.add_argument("--dequantize", choices=["float32", "bfloat16", "float16"], default=None,

@@ -9,17 +9,16 @@ A new row goes into docs/leaderboard.json with its reports (scripts.evaluate --j
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from scripts import run
+from scripts import make_parser, run
 
 PAGES = ("README.md", "docs/results.md")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--rows", type=Path, default=Path("docs/leaderboard.json"), help="default: %(default)s")
     parser.add_argument("--write", action="store_true", help=f"update {' and '.join(PAGES)}")
     args = parser.parse_args(argv)

@@ -11,17 +11,16 @@ behind its adapter (read from the adapter's run, SFT + GRPO chained).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 from wordle_mlx import plots
-from scripts import run
+from scripts import make_parser, run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--file", type=Path, help="a train_rl metrics.jsonl")
     parser.add_argument("--eval", nargs="+", type=Path, metavar="JSON", help="scripts.evaluate --json reports")
     parser.add_argument("--study", nargs="+", type=Path, metavar="JSON", help="model reports: rates vs training minutes")

@@ -11,16 +11,15 @@ skipped, a training run resumes from its checkpoint). Ship `OUT/adapters` with `
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
 from wordle_mlx.config import ConfigError, load_config
-from scripts import run
+from scripts import make_parser, run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--out", required=True, help="the recipe's folder (runs, adapters, reports, plots)")
     parser.add_argument("--sft", default="config/recipe_gpu_sft.json", help="SFT config (default: %(default)s)")
     parser.add_argument("--grpo", default="config/recipe_gpu_grpo.json", help="GRPO config (default: %(default)s)")

@@ -12,16 +12,15 @@ one error line. Use it with `scripts.evaluate --endpoint http://127.0.0.1:8080/v
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
-from scripts import run
+from scripts import make_parser, run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--model", default=None, help="built-in name, .gguf, mlx-lm directory or HF id "
                         "(default: the default built-in model)")
     parser.add_argument("--adapter-path", default=None, help="LoRA adapters (mlx-lm format: adapter_config.json)")

@@ -9,16 +9,15 @@ Writes logs/<run>/config.json, metrics.jsonl (one line per step), samples.jsonl,
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import wordle_mlx  # noqa: F401  (loads OpenBLAS before mlx on Linux)
 from wordle_mlx.config import ConfigError, load_config
-from scripts import run
+from scripts import make_parser, run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--config", help="JSON or YAML run config")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted override, repeatable")
     parser.add_argument("--resume", help="continue the run in this directory from its checkpoint (with --set: "

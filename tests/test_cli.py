@@ -137,14 +137,45 @@ class TestInterrupt(unittest.TestCase):
         self.assertEqual(lines(proc.stderr)[-1], "interrupted")
 
 
+SCRIPTS = sorted(p.stem for p in (ROOT / "scripts").glob("*.py") if p.stem != "__init__")
+
+
+def run_script(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          input=stdin)
+
+
 class TestUsage(unittest.TestCase):
-    def test_usage_names_the_module(self):
-        for script in ("train_rl", "train_sft", "evaluate", "play", "data_synth"):
+    def test_an_argument_error_is_one_line_naming_the_module_and_help(self):
+        for script in SCRIPTS:
+            if script == "serve":  # passes the flags it does not know on to mlx_lm.server
+                continue
             with self.subTest(script=script):
-                proc = subprocess.run([sys.executable, "-m", f"scripts.{script}", "--no-such-flag"], cwd=ROOT,
-                                      capture_output=True, text=True, timeout=120)
+                proc = run_script(f"scripts.{script}", "--no-such-flag")
                 self.assertEqual(proc.returncode, 2)
-                self.assertTrue(proc.stderr.startswith(f"usage: python -m scripts.{script} "), proc.stderr)
+                self.assertEqual(len(proc.stderr.splitlines()), 1, proc.stderr)
+                self.assertRegex(proc.stderr, rf"^error: .*(--no-such-flag|required).* \(see python -m scripts\.{script} --help\)$")
+
+    def test_the_first_hour_argument_mistakes_are_one_line_each(self):
+        cases = [(["scripts.evaluate", "--policy", "frequent", "--n", "-3"], "--n: expected a positive number"),
+                 (["scripts.evaluate", "--policy", "frequent", "--split", "nosuch"], "invalid choice: 'nosuch'"),
+                 (["scripts.play", "--human", "--secret", "zzzzz"], "--secret: 'zzzzz' is not in the allowed word list"),
+                 (["scripts.evaluate", "--model", "gemma3-270m", "--adapter", "adapters/recipe"],
+                  "was trained on smollm2-135m-instruct, not gemma3-270m"),
+                 (["scripts.evaluate", "--policy", "frequent", "--json", "/nonexistent-dir/x.json"],
+                  "--json: directory /nonexistent-dir does not exist"),
+                 (["scripts.evaluate", "--adapter", "/nonexistent"], "--adapter: /nonexistent does not exist")]
+        for args, message in cases:
+            with self.subTest(args=args):
+                proc = run_script(*args)
+                self.assertEqual(proc.returncode, 2, proc.stderr)
+                self.assertEqual(len(proc.stderr.splitlines()), 1, proc.stderr)
+                self.assertIn(message, proc.stderr)
+                self.assertTrue(proc.stderr.startswith("error: "))
+
+    def test_evaluate_help_keeps_the_endpoint_usage_on_two_lines(self):
+        proc = run_script("scripts.evaluate", "--help")
+        self.assertIn("--endpoint-model NAME [--api-key-env VAR] \\\n        [--concurrency 4]", proc.stdout)
 
 
 class TestPlayerChoice(unittest.TestCase):
@@ -153,7 +184,7 @@ class TestPlayerChoice(unittest.TestCase):
                               capture_output=True, text=True, timeout=120)
         self.assertEqual(proc.returncode, 2)
         self.assertEqual(proc.stderr.strip().splitlines()[-1],
-                         "python -m scripts.play: error: --secret: 'cranx' is not in the allowed word list")
+                         "error: --secret: 'cranx' is not in the allowed word list (see python -m scripts.play --help)")
 
     def test_an_adapter_names_its_base_model(self):
         from scripts import model_for_adapter
@@ -225,3 +256,72 @@ class TestDoctor(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestEvaluateWords(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = Path(self.tmp.name)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_a_word_list_of_ones_own_is_played_and_fingerprinted(self):
+        from wordle_mlx.wordle import words
+
+        path = self.dir / "mine.txt"
+        path.write_text("# today's and a few more\nSnafu\nkefir\n\ncrane  # an answer too\nsnafu\n")
+        out = self.dir / "r.json"
+        proc = run_script("scripts.evaluate", "--policy", "frequent", "--words", str(path), "--json", str(out))
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        report = json.loads(out.read_text())
+        self.assertEqual(sorted(g["secret"] for g in report["games"]), ["crane", "kefir", "snafu"])
+        self.assertEqual((report["words_file"], report["words_size"]), (str(path), 3))
+        self.assertEqual(report["words_sha256"], words.words_sha256(["snafu", "kefir", "crane"]))
+        self.assertEqual(report["wins"], 3)
+        proc = run_script("scripts.evaluate", "--policy", "frequent", "--words", str(path), "--n", "2", "--seed", "1",
+                          "--json", str(out))
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(len(json.loads(out.read_text())["games"]), 2)
+
+    def test_the_first_word_that_is_not_allowed_is_named(self):
+        path = self.dir / "bad.txt"
+        path.write_text("crane\nsnafu\ncranx\nzzzzz\n")
+        proc = run_script("scripts.evaluate", "--policy", "frequent", "--words", str(path))
+        self.assertEqual(proc.returncode, 2)
+        self.assertEqual(proc.stderr.splitlines(), [f"error: --words {path} line 3: 'cranx' is not an allowed "
+                                                    f"five-letter word (see python -m scripts.evaluate --help)"])
+
+    def test_more_games_than_words_says_so(self):
+        proc = run_script("scripts.evaluate", "--policy", "optimal", "--n", "100000")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertIn("note: --n 100000 is more than the 315 words of the eval split: playing all 315", proc.stderr)
+
+    def test_compare_names_the_file_that_is_not_a_report(self):
+        out = self.dir / "r.json"
+        run_script("scripts.evaluate", "--policy", "optimal", "--n", "3", "--json", str(out))
+        proc = run_script("scripts.evaluate", "--compare", "config/quickstart.json", str(out))
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(proc.stderr.splitlines(), ["error: --compare: config/quickstart.json is not an evaluation "
+                                                    "report (scripts.evaluate --json writes them)"])
+
+    def test_adapters_are_labelled_by_their_own_directory(self):
+        from wordle_mlx.play.evaluate import adapter_label
+
+        self.assertEqual(adapter_label("adapters/recipe"), "recipe")
+        self.assertEqual(adapter_label("adapters/recipe_sft_long/"), "recipe_sft_long")
+        self.assertEqual(adapter_label("logs/qwen-grpo/adapters"), "qwen-grpo")
+        self.assertEqual(adapter_label("wip/grpo-gemma-long/kept/step_0010"), "grpo-gemma-long step_0010")
+
+    def test_a_cut_adapter_file_is_named_not_the_base_model(self):
+        import shutil
+
+        adapter = self.dir / "mine"
+        shutil.copytree(ROOT / "adapters" / "recipe", adapter)
+        weights = adapter / "adapters.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+        proc = run_script("scripts.evaluate", "--adapter", str(adapter), "--n", "1")
+        self.assertEqual(proc.returncode, 1)
+        last = proc.stderr.strip().splitlines()[-1]
+        self.assertRegex(last, rf"^error: adapter: {weights} is broken \(cut short: [\d,]+ of [\d,]+ bytes\)")
+        self.assertNotIn("models/", last)

@@ -33,6 +33,16 @@ class TestConfig(unittest.TestCase):
         with self.assertRaisesRegex(ConfigError, r"sampling\.num_generations: .*greater than or equal to 2 \(got 1\)"):
             load_config(None, ["sampling.num_generations=1"])
 
+    def test_a_bad_override_is_named_as_the_override_not_the_file(self):
+        path = self.write("c.json", json.dumps({"training": {"steps": 3}}))
+        with self.assertRaisesRegex(ConfigError, r"^--set nosuch\.key=1: nosuch: unknown key$"):
+            load_config(path, ["nosuch.key=1"])
+        with self.assertRaisesRegex(ConfigError, r"^--set training\.steps=abc: training\.steps: .*integer"):
+            load_config(path, ["sampling.num_generations=4", "training.steps=abc"])
+        bad_file = self.write("d.json", json.dumps({"training": {"steps": "abc"}}))
+        with self.assertRaisesRegex(ConfigError, r"d\.json: training\.steps"):
+            load_config(bad_file, ["sampling.num_generations=4"])  # the file's own mistake still names the file
+
     def test_wrong_type(self):
         with self.assertRaisesRegex(ConfigError, r"training\.learning_rate"):
             load_config(None, ["training.learning_rate=fast"])

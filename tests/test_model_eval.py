@@ -124,16 +124,51 @@ class TestPlots(unittest.TestCase):
         wins_ax, reward_ax = fig.axes[0], fig.axes[1]
         self.assertEqual(wins_ax.get_ylim()[0], 0.0)  # nothing won: the axis starts at 0, not at -0.04
         self.assertGreater(wins_ax.get_ylim()[1], 0.0)
-        win_rate_ax = fig.axes[-1]  # the twin axis
+        win_rate_ax, parts_ax = fig.axes[4], fig.axes[5]  # the twin axes
         self.assertLess(win_rate_ax.get_ylim()[0], 0.0)  # the 0% line is above the frame
-        labels = [t.get_text() for t in reward_ax.get_legend().get_texts()]
-        self.assertEqual(labels, ["total", *rewards.COMPONENTS])  # zero components too
+        self.assertEqual([t.get_text() for t in reward_ax.get_legend().get_texts()], ["total (weighted)"])
+        legend = parts_ax.get_legend()
+        self.assertEqual([t.get_text() for t in legend.get_texts()], list(rewards.COMPONENTS))  # zero components too
+        self.assertIn("unweighted", legend.get_title().get_text())  # not on the total's scale: the legend says so
         for ax in fig.axes[:4]:
             ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
             self.assertTrue(all(float(t).is_integer() for t in ticks), ticks)
         fig = plots.training_figure(metrics, x="minutes")
         self.assertEqual(fig.axes[0].get_xlabel(), "training minutes")
         self.assertEqual(list(fig.axes[0].lines[0].get_xdata()), [1.5, 3.0, 4.5])
+
+    def test_a_one_step_run_draws_points_on_whole_steps(self):
+        from wordle_mlx.train import rewards
+
+        metrics = [{"step": 1, "cumulative_wins": 1, "win_rate": 0.5, "reward_mean": 1.0, "skipped_group_fraction": 0.5,
+                    "loss": 0.01, "grad_norm": 0.5, **{f"reward_{k}": 0.3 for k in rewards.COMPONENTS}}]
+        fig = plots.training_figure(metrics)
+        for ax in fig.axes:
+            self.assertEqual(ax.get_xlim(), (0.0, 2.0))
+            for line in ax.get_lines():
+                if len(line.get_xdata()) == 1:
+                    self.assertEqual(line.get_marker(), "o")  # a one-point line without a marker draws nothing
+        for ax in fig.axes[:4]:
+            self.assertEqual([t for t in ax.get_xticks() if 0 <= t <= 2], [0.0, 1.0, 2.0])
+
+    def test_a_cut_last_metrics_line_is_skipped_with_a_warning(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "metrics.jsonl"
+            path.write_text('{"step": 1, "train_loss": 1.0}\n{"step": 2, "train_loss": 0.9}\n{"step": 3, "tra')
+            warned = []
+            self.assertEqual([m["step"] for m in plots.read_metrics(path, warned.append)], [1, 2])
+            self.assertRegex(warned[0], "line 3 is cut short")
+            path.write_text('{"step": 1, "train_loss": 1.0}\n{"step": 2, "tra\n{"step": 3, "train_loss": 0.9}\n')
+            with self.assertRaisesRegex(plots.PlotError, "line 2: not JSON"):
+                plots.read_metrics(path, warned.append)  # inside the file: not a cut, an error
+            proc = subprocess.run([sys.executable, "-m", "scripts.plot_cumulative_wins", "--file", str(path)], cwd=ROOT,
+                                  capture_output=True, text=True)
+            self.assertEqual(proc.returncode, 1)
+            path.write_text('{"step": 1, "train_loss": 1.0}\n{"step": 2, "train_loss": 0.9}\n{"step": 3, "tra')
+            proc = subprocess.run([sys.executable, "-m", "scripts.plot_cumulative_wins", "--file", str(path)], cwd=ROOT,
+                                  capture_output=True, text=True)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            self.assertIn("cut short", proc.stderr)
 
     def test_sft_loss_png(self):
         metrics = [{"step": i, "train_loss": 2.0 / i, **({"valid_loss": 1.0 / i} if i % 3 == 0 else {})} for i in range(1, 10)]

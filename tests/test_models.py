@@ -131,6 +131,16 @@ class TestBuiltinFetchFailures(unittest.TestCase):
                 models.fetch_builtin("smollm2-135m-instruct", "float32")
         self.assertEqual(self.leftovers(), [])
 
+    def test_the_licence_notice_is_said_on_first_use_of_a_downloaded_copy_too(self):
+        source = self.home / "models" / "sources" / models.BUILTIN_MODELS["gemma3-270m"].gguf_name
+        source.parent.mkdir(parents=True)
+        source.write_bytes(b"already downloaded (e.g. by the test suite)")
+        said = []
+        with mock.patch.object(models, "_status", side_effect=said.append), \
+                mock.patch.object(models.gguf, "convert_gguf"), mock.patch.object(models, "_NOTICED", set()):
+            models.fetch_builtin("gemma3-270m", "float32")
+        self.assertTrue(any("Gemma Terms of Use" in line for line in said), said)
+
     def test_unknown_builtin(self):
         with self.assertRaisesRegex(models.ModelLoadError, "unknown built-in"):
             models.fetch_builtin("gpt-5")

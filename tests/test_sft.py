@@ -101,6 +101,16 @@ class TestSftRun(unittest.TestCase):
         self.assertEqual(json.loads((run_dir / "adapters" / "adapter_config.json").read_text())["model"],
                          "tiny-random-llama")  # the base model the adapters were trained on
 
+    def test_a_model_that_cannot_load_fails_before_any_data_is_made(self):
+        from wordle_mlx.train import train_rl
+
+        config = tiny_sft_config(self.tmp.name, "m", **{"model.name": "nosuch/model"})
+        with mock.patch.object(sft, "_data", side_effect=AssertionError("data made first")), \
+                mock.patch.object(train_rl.models, "load_model", side_effect=models.ModelLoadError("cannot load")):
+            with self.assertRaisesRegex(models.ModelLoadError, "cannot load"):
+                sft.train(config)
+        self.assertFalse((Path(self.tmp.name) / "m").exists())
+
     def test_interrupted_run_resumes_to_the_same_weights(self):
         extra = {"sft.eval_every": 100, "sft.checkpoint_every": 100}
         straight = sft.train(tiny_sft_config(self.tmp.name, "a", iters=4, **extra))

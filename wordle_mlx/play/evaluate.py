@@ -234,6 +234,24 @@ def evaluate(policy, secrets: Sequence[str], progress: bool = True, **meta) -> d
     return report
 
 
+def is_report(data) -> bool:
+    """True for what `evaluate` returns (a dict with its policy, game counts and wins)."""
+    return isinstance(data, dict) and isinstance(data.get("policy"), dict) and \
+        all(isinstance(data.get(k), int) for k in ("n_games", "wins"))
+
+
+def adapter_label(adapter: str | Path) -> str:
+    """A short name for an adapter directory in tables: its own name (adapters/recipe_gemma -> recipe_gemma);
+    a run's `adapters/` or `checkpoint/` is named by its run (logs/qwen-grpo/adapters -> qwen-grpo), a kept
+    step by its run and step (wip/grpo/kept/step_0010 -> grpo step_0010)."""
+    path = Path(adapter).resolve()
+    if path.name in ("adapters", "checkpoint"):
+        return path.parent.name
+    if path.parent.name == "kept":
+        return f"{path.parent.parent.name} {path.name}"
+    return path.name
+
+
 def report_table(reports: Sequence[dict]):
     """A rich Table with one column per report (for one or several policies/models)."""
     from rich.table import Table
@@ -246,7 +264,7 @@ def report_table(reports: Sequence[dict]):
     def row(label: str, fmt: Callable[[dict], str]) -> None:
         table.add_row(label, *[fmt(r) for r in reports])
 
-    row("split", lambda r: f"{r.get('split', '-')} (n={r['n_games']})")
+    row("secrets", lambda r: f"{r.get('split') or Path(r.get('words_file') or '-').name} (n={r['n_games']})")
     row("win rate", lambda r: f"{100 * r['win_rate']:.2f}%")
     row("  95% interval (Wilson)", lambda r: "{:.1f}-{:.1f}%".format(*(100 * x for x in wilson_interval(r["wins"], r["n_games"]))))
     row("mean guesses (wins)", lambda r: "-" if r["mean_guesses"] is None else f"{r['mean_guesses']:.4f}")

@@ -198,10 +198,8 @@ class CandidateInfo:
 def information_bits(turns: Sequence[Turn], guesses: Sequence[str]) -> CandidateInfo:
     """Candidates after `turns` and the expected bits of each distinct guess over them (MLX)."""
     from wordle_mlx.wordle import patterns
-    from wordle_mlx.wordle import words as wordlists
 
-    answers = wordlists.answers()
-    candidates = [answers[i] for i in patterns.candidate_indices(turns)]
+    candidates = patterns.candidate_words(turns)
     info = CandidateInfo(candidates)
     unique = sorted(set(guesses))
     if unique and len(candidates) > 1:

@@ -210,6 +210,7 @@ def _train(config: Config, run_dir: Path, resume, world: World, console) -> Path
 
     main = world.is_main
     c = config.sft
+    model, tokenizer = load_policy_model(config)  # first: a model that cannot load fails in a second, not after the data
     records, problem = None, None
     if main:  # rank 0 makes (or reads) the data files; the others read them afterwards
         try:
@@ -220,7 +221,6 @@ def _train(config: Config, run_dir: Path, resume, world: World, console) -> Path
     if not world.agree(problem is None):
         raise SFTError(str(problem) if problem else "rank 0 could not prepare the SFT data (see its error)")
     train_records, valid_records = records if main else _data(config, run_dir)
-    model, tokenizer = load_policy_model(config)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     train_seqs = [tokenize(tokenizer, r, c.max_seq_tokens) for r in train_records]
     def sized_by_memory() -> int:

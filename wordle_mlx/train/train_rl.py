@@ -475,6 +475,10 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
         if resume is None and main:
             runs.discard_if_empty(run_dir)  # a run that never started leaves no directory behind
         raise
+    if resume is not None and run.step >= t.steps:
+        if main:
+            console.print(finished_line(config, run_dir, run))
+        return run_dir
     trainable, total = lora.count_parameters(model)
     s = config.sampling
 
@@ -569,22 +573,46 @@ def final_eval(model, tokenizer, config: Config, run_dir: Path, progress: bool =
     report = greedy_report(model, tokenizer, config, n, progress, label=f"{config.model.name} + {run_dir.name}",
                            split="eval", seed=0)
     (run_dir / "final_eval.json").write_text(json.dumps(report, indent=1) + "\n")
-    pct = lambda v: "n/a" if v is None else f"{100 * v:.0f}%"  # noqa: E731  (no valid guess after feedback: None)
     if not config.training.final_eval_start:
-        return (f"eval on {n} eval words (greedy): {report['wins']}/{n} won, {pct(report['valid_guess_rate'])} valid, "
-                f"{pct(report['consistent_rate'])} consistent, {pct(report['repeat_rate'])} repeated guesses "
-                f"({run_dir / 'final_eval.json'})")
-    start_name = config.model.adapter_path or "the base model"
+        return final_eval_line(config, run_dir, report)
     if config.model.adapter_path:
         weights = mx.load(str(Path(config.model.adapter_path) / "adapters.safetensors"))
         context = lora.adapters_swapped(model, weights)
     else:
         context = lora.adapters_disabled(model)
+    start_name = config.model.adapter_path or "the base model"
     with context:
         start = greedy_report(model, tokenizer, config, n, progress, label=f"{config.model.name} + {start_name}",
                               split="eval", seed=0)
     (run_dir / "final_eval_start.json").write_text(json.dumps(start, indent=1) + "\n")
+    return final_eval_line(config, run_dir, report, start)
+
+
+def final_eval_line(config: Config, run_dir: Path, report: dict, start: dict | None = None) -> str:
+    """The final evaluation in one line: the trained adapters' figures, or the start's -> the trained ones."""
+    n = report["n_games"]
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.0f}%"  # noqa: E731  (no valid guess after feedback: None)
+    if start is None:
+        return (f"eval on {n} eval words (greedy): {report['wins']}/{n} won, {pct(report['valid_guess_rate'])} valid, "
+                f"{pct(report['consistent_rate'])} consistent, {pct(report['repeat_rate'])} repeated guesses "
+                f"({run_dir / 'final_eval.json'})")
+    start_name = config.model.adapter_path or "the base model"
     arrow = lambda key: f"{pct(start[key])} -> {pct(report[key])}"  # noqa: E731
     return (f"{n} eval words (greedy), start ({start_name}) -> trained: won {start['wins']} -> {report['wins']}, "
             f"valid {arrow('valid_guess_rate')}, consistent {arrow('consistent_rate')}, "
             f"repeated {arrow('repeat_rate')} ({run_dir / 'final_eval.json'}, final_eval_start.json)")
+
+
+def finished_line(config: Config, run_dir: Path, run: RunState) -> str:
+    """`--resume` of a run that is done: what it saved, without replaying anything."""
+    line = (f"{run_dir} is finished ({run.step}/{config.training.steps} steps, {run.cumulative_wins}/"
+            f"{run.cumulative_games} training games won); adapters in {run_dir / 'adapters'}")
+    try:
+        report = json.loads((run_dir / "final_eval.json").read_text())
+    except (OSError, ValueError):
+        return line + " (no saved final evaluation; to train longer: --resume with --set training.steps=N)"
+    try:
+        start = json.loads((run_dir / "final_eval_start.json").read_text())
+    except (OSError, ValueError):
+        start = None
+    return line + "\n" + final_eval_line(config, run_dir, report, start)

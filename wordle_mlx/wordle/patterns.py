@@ -37,6 +37,7 @@ pattern (no scatter; many more operations, for GPUs whose scatter is slow).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -251,6 +252,33 @@ def candidate_indices(history: History, table: np.ndarray | None = None) -> np.n
     return np.flatnonzero(mask)
 
 
+@functools.lru_cache(maxsize=4096)
+def _codes_over_allowed(guess: str) -> np.ndarray:
+    """(12972,) pattern codes of `guess` against every allowed word as the secret."""
+    return np.array(pattern_codes([guess], wordlists.allowed()))[0]
+
+
+def allowed_candidates(history: History) -> list[str]:
+    """Allowed words (not only answers) still consistent with `history`, most frequent English word
+    first (`freq_map.json`: the answer prior), then alphabetical."""
+    allowed = wordlists.allowed()
+    mask = np.ones(len(allowed), dtype=bool)
+    for turn in history:
+        mask &= _codes_over_allowed(turn.guess.lower()) == feedback_to_code(turn.feedback)
+    freq = wordlists.word_frequencies()
+    return sorted((allowed[i] for i in np.flatnonzero(mask)), key=lambda w: (-freq.get(w, 0.0), w))
+
+
+def candidate_words(history: History, table: np.ndarray | None = None) -> list[str]:
+    """The words that can still be the secret: the answers consistent with `history` (answer-list order);
+    when none is (the secret is an allowed word outside the 2,315 answers, as the daily puzzle has used
+    since 2023), the consistent allowed words, most frequent first. Empty only when the feedback
+    contradicts itself."""
+    answers = wordlists.answers()
+    found = candidate_indices(history, table)
+    return [answers[i] for i in found] if len(found) else allowed_candidates(history)
+
+
 COUNTING_METHODS = ("bincount", "scatter", "onehot")
 
 
@@ -361,9 +389,12 @@ def load_opener_entropies(path: str | Path | None = None) -> list[tuple[str, flo
     print(f"[wordle_mlx] opener entropies not found at {path}; computing them once (the expected "
           f"information of all {len(wordlists.allowed()):,} openers: about 1-2 minutes on 2 CPU cores) ...",
           file=sys.stderr)
+    start = time.perf_counter()
     openers = compute_opener_entropies()
     try:
         save_opener_entropies(openers, path)
-    except OSError:
-        pass
+        where = f"saved to {path}"
+    except OSError as err:
+        where = f"not saved ({err.strerror or err}): computed again next time"
+    print(f"[wordle_mlx] opener entropies computed in {time.perf_counter() - start:.0f}s, {where}", file=sys.stderr)
     return openers

@@ -18,8 +18,10 @@ batched language-model policy will.
 * `optimal`: the proven optimal decision tree of alex1770/wordle (normal mode: opener SALET,
   7,920 guesses over the 2,315 answers). A history the tree does not cover falls back to `entropy`.
 
-Simplifications: uniform prior over the 2,315 answers (word frequencies are not used), candidates
-are restricted to the answer list.
+Candidates are the answers consistent with the feedback; when none is (a secret outside the 2,315
+answers: an allowed word, as the daily puzzle has used since 2023), the consistent allowed words,
+most frequent first (`patterns.candidate_words`). Simplifications: a uniform prior over the
+candidates (word frequencies rank, they do not weight), and the answer list is always tried first.
 """
 
 from __future__ import annotations
@@ -84,13 +86,19 @@ class ConsistentPolicy(Policy):
         self.table = patterns.load_pattern_table() if table is None else table
 
     def guess(self, history: Sequence[Turn]) -> str:
-        cands = patterns.candidate_indices(history, self.table)
-        if len(cands) == 0:
-            raise ValueError("no answer is consistent with this history")
-        return wordlists.answers()[int(cands[self.rng.randrange(len(cands))])]
+        cands = _candidates(history, self.table)
+        return cands[self.rng.randrange(len(cands))]
 
     def describe(self) -> dict:
         return {"name": self.name, "seed": self.seed}
+
+
+def _candidates(history: Sequence[Turn], table: np.ndarray) -> list[str]:
+    """`patterns.candidate_words`, never empty: ValueError (one line) when the feedback contradicts itself."""
+    cands = patterns.candidate_words(history, table)
+    if not cands:
+        raise ValueError("no allowed word is consistent with this feedback")
+    return cands
 
 
 class MemoisedPolicy(Policy):
@@ -120,16 +128,12 @@ class EntropyPolicy(MemoisedPolicy):
     def _decide(self, history: Sequence[Turn]) -> str:
         if not history:
             return self.opener
-        cands = patterns.candidate_indices(history, self.table)  # (C,) answer indices
-        answers = wordlists.answers()
-        if len(cands) == 0:
-            raise ValueError("no answer is consistent with this history")
+        cands = _candidates(history, self.table)
         if len(cands) <= 2:
-            return answers[int(cands[0])]
-        bits = patterns.guess_entropies([answers[i] for i in cands], table=self.table)  # (12972,)
+            return cands[0]
+        bits = patterns.guess_entropies(cands, table=self.table)  # (12972,)
         allowed_index = wordlists.allowed_index()
-        cand_rows = [allowed_index[answers[i]] for i in cands]
-        bits[cand_rows] += self.tie_bonus
+        bits[[allowed_index[w] for w in cands]] += self.tie_bonus
         return wordlists.allowed()[int(np.argmax(bits))]
 
     def describe(self) -> dict:
@@ -209,18 +213,13 @@ class CandidatePolicy(MemoisedPolicy):
         self.rank = rank
         self.name = "frequent" if rank == "frequent" else "candidate-entropy"
         self.table = patterns.load_pattern_table() if table is None else table
-        freq = wordlists.word_frequencies()
-        self._freq = np.array([freq.get(w, 0.0) for w in wordlists.answers()])  # (2315,)
+        self._freq = wordlists.word_frequencies()
         self._memo: dict[HistoryKey, str] = {}
 
     def _decide(self, history: Sequence[Turn]) -> str:
-        answers = wordlists.answers()
-        cands = patterns.candidate_indices(history, self.table)  # (C,) answer indices
-        if len(cands) == 0:
-            raise ValueError("no answer is consistent with this history")
+        words = _candidates(history, self.table)
         if history and self.rank == "frequent":
-            return answers[int(cands[np.argmax(self._freq[cands])])]
-        words = [answers[i] for i in cands]
+            return max(words, key=lambda w: self._freq.get(w, 0.0))  # the first of equals
         bits = patterns.guess_entropies(words, table=self.table)  # (12972,) over allowed guesses
         allowed_index = wordlists.allowed_index()
         cand_bits = bits[[allowed_index[w] for w in words]]  # (C,)

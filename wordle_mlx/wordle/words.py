@@ -19,7 +19,7 @@ import hashlib
 import json
 import random
 from importlib import resources
-from typing import Literal
+from typing import Literal, Sequence
 
 WORD_LENGTH = 5
 SPLIT_SEED = "wordle-mlx-eval-split-v1"
@@ -122,9 +122,34 @@ def check_training_secrets(secrets) -> None:
 
 def sample_split(split: str, n: int | None, seed: int = 0) -> list[str]:
     """`n` secrets from a split, a seeded sample (the same words for every policy), or all if n is None."""
-    words = list(split_words(split))
-    if n is None or n >= len(words):
-        return words
-    if n < 1:
+    return sample_words(split_words(split), n, seed)
+
+
+class WordListError(ValueError):
+    """A user's word list that cannot be used (one line naming the first bad word)."""
+
+
+def parse_word_list(text: str, name: str = "word list") -> list[str]:
+    """One allowed word per line (case-insensitive; blank lines and `#` comments skipped), in file order
+    with duplicates dropped. WordListError names the first line that is not an allowed word."""
+    out: list[str] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        word = line.split("#", 1)[0].strip().lower()
+        if not word:
+            continue
+        if not is_allowed(word):
+            raise WordListError(f"{name} line {lineno}: {line.strip()!r} is not an allowed five-letter word")
+        if word not in out:
+            out.append(word)
+    if not out:
+        raise WordListError(f"{name} has no words")
+    return out
+
+
+def sample_words(words: Sequence[str], n: int | None, seed: int = 0) -> list[str]:
+    """`n` of `words`, a seeded sample (sorted), or all of them (sorted) if n is None or not smaller."""
+    if n is not None and n < 1:
         raise ValueError(f"n: expected a positive number of games, got {n}")
-    return sorted(random.Random(seed).sample(words, n))
+    if n is None or n >= len(words):
+        return sorted(words)
+    return sorted(random.Random(seed).sample(list(words), n))
