@@ -178,6 +178,10 @@ class LoggingConfig(_Section):
     run_name: str | None = Field(None, description="run directory name under logs_dir (default: a timestamp)")
     samples_per_step: int = Field(8, ge=0, description="full completions written to samples.jsonl per step")
     progress: bool = Field(True, description="rich progress bars on a terminal (plain lines otherwise)")
+    report_to: Literal["none", "wandb", "trackio", "tensorboard"] = Field(
+        "none", description="also send each metrics.jsonl line to this tracker (an optional extra: pip install "
+        "-e \".[wandb]\"; wandb offline unless WANDB_MODE/WANDB_API_KEY say otherwise, tensorboard files in "
+        "<run>/tensorboard); metrics.jsonl stays the source of truth")
 
 
 class SFTConfig(_Section):

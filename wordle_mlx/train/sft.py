@@ -40,7 +40,7 @@ import numpy as np
 from wordle_mlx import jsonl
 from wordle_mlx.model import lora, memory
 from wordle_mlx.play import rollout
-from wordle_mlx.train import checkpoint, grpo, logprobs, runs, synth
+from wordle_mlx.train import checkpoint, grpo, logprobs, runs, synth, trackers
 from wordle_mlx.wordle import words as wordlists
 from wordle_mlx.config import Config
 from wordle_mlx.train.distributed import World, init_world, reduce_metrics
@@ -210,6 +210,10 @@ def _train(config: Config, run_dir: Path, resume, world: World, console) -> Path
 
     main = world.is_main
     c = config.sft
+    try:
+        trackers.require(config.logging.report_to)
+    except trackers.TrackerError as err:
+        raise SFTError(str(err)) from None
     model, tokenizer = load_policy_model(config)  # first: a model that cannot load fails in a second, not after the data
     records, problem = None, None
     if main:  # rank 0 makes (or reads) the data files; the others read them afterwards
@@ -254,6 +258,10 @@ def _train(config: Config, run_dir: Path, resume, world: World, console) -> Path
                TimeRemainingColumn()]
     plain_lines = not console.is_terminal  # a file, nohup, CI: a plain line every PLAIN_EVERY steps, no bar
     try:
+        tracker = trackers.open_tracker(config.logging.report_to, run_dir, config.model_dump()) if main else None
+    except trackers.TrackerError as err:
+        raise SFTError(str(err)) from None
+    try:
         with Progress(*columns, console=console, disable=plain_lines or not (config.logging.progress and main)) as bar:
             task = bar.add_task("sft", total=c.iters, completed=state["step"], info="")
             for step in range(state["step"] + 1, c.iters + 1):
@@ -288,6 +296,8 @@ def _train(config: Config, run_dir: Path, resume, world: World, console) -> Path
                 if main:
                     with metrics_file.open("a") as fh:
                         fh.write(json.dumps(metrics) + "\n")
+                    if tracker is not None:
+                        tracker.log(metrics, step)
                 keep = c.keep_adapters_every and step % c.keep_adapters_every == 0
                 if (step % c.checkpoint_every == 0 or step == c.iters or keep) and main:
                     checkpoint.save(run_dir, model, optimizer, state)
@@ -305,6 +315,9 @@ def _train(config: Config, run_dir: Path, resume, world: World, console) -> Path
         if main:
             checkpoint.save(run_dir, model, optimizer, state)
         raise runs.Interrupted(run_dir, state["step"], f"{runs.python_command()} -m scripts.train_sft --resume {run_dir}") from None
+    finally:
+        if tracker is not None:
+            tracker.finish()
     if main:
         lora.save_adapters(model, run_dir / "adapters")
         console.print(f"done: adapters in {run_dir / 'adapters'} (use as model.adapter_path)")

@@ -51,7 +51,7 @@ from mlx.utils import tree_flatten
 from wordle_mlx import jsonl
 from wordle_mlx.model import lora, memory, models
 from wordle_mlx.play import evaluate, guided, rollout
-from wordle_mlx.train import checkpoint, grpo, rewards, runs, synth
+from wordle_mlx.train import checkpoint, grpo, rewards, runs, synth, trackers
 from wordle_mlx.wordle import words as wordlists
 from wordle_mlx.config import Config
 from wordle_mlx.train.distributed import World, init_world, reduce_metrics
@@ -460,7 +460,13 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
     config, run_dir = prepare_run(config, resume, world)
     t = config.training
     main = world.is_main
+    tracker = None
     try:
+        if main:
+            try:
+                tracker = trackers.open_tracker(config.logging.report_to, run_dir, config.model_dump())
+            except trackers.TrackerError as err:
+                raise TrainingError(str(err)) from None
         model, tokenizer = load_policy_model(config)
         reference = kl_reference_adapters(model, config)  # before a resumed checkpoint replaces the weights
         optimizer = grpo.make_optimizer(t.learning_rate, t.steps, t.warmup_steps, t.weight_decay)
@@ -472,12 +478,16 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
                 _report_trim(console, runs.trim_logs(run_dir, run.step), run.step)
         starts = StartStates(config, world)
     except BaseException:
+        if tracker is not None:
+            tracker.finish()
         if resume is None and main:
             runs.discard_if_empty(run_dir)  # a run that never started leaves no directory behind
         raise
     if resume is not None and run.step >= t.steps:
         if main:
             console.print(finished_line(config, run_dir, run))
+        if tracker is not None:
+            tracker.finish()
         return run_dir
     trainable, total = lora.count_parameters(model)
     s = config.sampling
@@ -543,6 +553,8 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
                 if main:
                     with metrics_file.open("a") as fh:
                         fh.write(json.dumps(metrics) + "\n")
+                    if tracker is not None:
+                        tracker.log(metrics, step)
                 if config.logging.samples_per_step and main:
                     with samples_file.open("a") as fh:
                         for sample in _samples(step, played, config.logging.samples_per_step):
@@ -557,6 +569,9 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
         if main:
             save_checkpoint(run_dir, model, optimizer, run, curriculum)
         raise runs.Interrupted(run_dir, run.step, f"{runs.python_command()} -m scripts.train_rl --resume {run_dir}") from None
+    finally:
+        if tracker is not None:
+            tracker.finish()
     if main:
         lora.save_adapters(model, run_dir / "adapters")
         console.print(f"done: {run.cumulative_wins}/{run.cumulative_games} games won; adapters in {run_dir / 'adapters'}")
