@@ -124,6 +124,9 @@ class TestInvalidNeverBeatsValid(unittest.TestCase):
             completions = [format_completion(long_think, w) for w in allowed] + JUNK
             parsed = [parse_completion(c, strict=True) for c in completions]
             info = rewards.information_bits(state.turns, list(allowed))
+            # the value component at both ends of its range (0..1) instead of its exact figure, which takes ~30 ms
+            # a word: the bounds must hold for any value (tests/test_value.py checks the figures themselves)
+            info.values = {w: float(sum(map(ord, w)) % 2) for w in allowed}
             for weights in weight_sets():
                 totals = [rewards.score_parsed(p, state, weights, config, info) for p in parsed]
                 valid = [b.total for b in totals if b.valid]

@@ -140,6 +140,8 @@ class RewardWeights(_Section):
     win: float = Field(1.0, ge=0.0, description="the guess is the secret (plus early_win_bonus per unused guess)")
     repeat: float = Field(1.0, ge=0.0, description="penalty for a word already played")
     think_length: float = Field(0.0, ge=0.0, description="penalty for think text past think_target_chars")
+    value: float = Field(0.0, ge=0.0, description="the guess's value for winning: the frequent solver's mean score "
+                         "playing on after it, over the candidates (wordle_mlx.wordle.value)")
 
 
 FORMAT_HEAVY = RewardWeights(format=1.0, feedback=0.2, consistency=0.2, information=0.1, win=0.5, repeat=1.0)

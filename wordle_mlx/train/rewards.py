@@ -13,6 +13,8 @@ Components (each a small pure function; `score` adds them with weights from the 
 | win           | 1 + early_win_bonus * unused guesses when the guess is the secret                  | 0..1+5*bonus   |
 | repeat        | -1 for a word already guessed in this game                                          | -1..0          |
 | think_length  | -(excess chars / target), capped at -1, for think text longer than the target       | -1..0          |
+| value         | mean Wordle score ((7 - turns) / 6 a win, 0 a loss) when the `frequent` solver plays | 0..1           |
+|               | on after the guess, over the candidates (`wordle_mlx.wordle.value`; secret unseen)   |                |
 
 The invariant a previous project broke: a completion without a valid guess scores strictly
 below every valid allowed word in the same state, whatever the weights. A valid guess's total is
@@ -73,7 +75,7 @@ from wordle_mlx.config import RewardsConfig, RewardWeights
 from wordle_mlx.wordle.game import GameState, Knowledge, Turn, is_consistent
 from wordle_mlx.play.prompts import Parsed, parse_completion
 
-COMPONENTS = ("format", "feedback", "consistency", "information", "win", "repeat", "think_length")
+COMPONENTS = ("format", "feedback", "consistency", "information", "win", "repeat", "think_length", "value")
 _FORMAT_BY_REASON = {"no_guess_tag": 0.0, "several_guess_tags": 0.0, "not_letters": 0.1, "wrong_length": 0.1,
                      "not_allowed": 0.5}
 FEEDBACK_MIN, FEEDBACK_MAX = -2.5, 1.25
@@ -83,7 +85,7 @@ def component_ranges(early_win_bonus: float, max_guesses: int = 6) -> dict[str, 
     """(min, max) of each component for a valid guess."""
     return {"format": (0.8, 1.0), "feedback": (FEEDBACK_MIN, FEEDBACK_MAX), "consistency": (0.0, 1.0),
             "information": (0.0, 1.0), "win": (0.0, 1.0 + early_win_bonus * (max_guesses - 1)),
-            "repeat": (-1.0, 0.0), "think_length": (-1.0, 0.0)}
+            "repeat": (-1.0, 0.0), "think_length": (-1.0, 0.0), "value": (0.0, 1.0)}
 
 
 def format_reward(parsed: Parsed, strict: bool = True) -> float:
@@ -193,6 +195,17 @@ class CandidateInfo:
 
     candidates: list[str]
     bits: dict[str, float] = field(default_factory=dict)
+    turns: tuple[Turn, ...] = ()
+    values: dict[str, float] = field(default_factory=dict)
+
+    def value(self, guess: str) -> float:
+        """The guess's value for winning (`wordle_mlx.wordle.value` score; 0 when no answer fits), computed once."""
+        if guess not in self.values:
+            from wordle_mlx.wordle import value
+
+            v = value.guess_value(self.turns, guess)
+            self.values[guess] = 0.0 if v is None else v.score
+        return self.values[guess]
 
 
 def information_bits(turns: Sequence[Turn], guesses: Sequence[str]) -> CandidateInfo:
@@ -200,7 +213,7 @@ def information_bits(turns: Sequence[Turn], guesses: Sequence[str]) -> Candidate
     from wordle_mlx.wordle import patterns
 
     candidates = patterns.candidate_words(turns)
-    info = CandidateInfo(candidates)
+    info = CandidateInfo(candidates, turns=tuple(turns))
     unique = sorted(set(guesses))
     if unique and len(candidates) > 1:
         bits = patterns.guess_entropies(candidates, guesses=unique)
@@ -235,6 +248,7 @@ def score_parsed(parsed: Parsed, state: GameState, weights: RewardWeights, confi
         "win": win_reward(g, state.secret, len(turns) + 1, state.max_guesses, config.early_win_bonus),
         "repeat": repeat_reward(g, turns),
         "think_length": think_length_reward(parsed.think, config.think_target_chars),
+        "value": info.value(g) if weights.value > 0 else 0.0,  # only where it counts: a few ms a guess
     }
     wasted = (config.repeat_as_invalid and components["repeat"] < 0) or \
         (config.inconsistent_as_invalid and components["consistency"] < 1.0)
