@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         for page in map(Path, PAGES):
             text = page.read_text()
-            new = leaderboard.replace_between_markers(text, leaderboard.table(rows, ".", str(page.parent)), str(page))
+            made = leaderboard.table(rows, ".", str(page.parent), compact=page.name == "README.md")
+            new = leaderboard.replace_between_markers(text, made, str(page))
             page.write_text(new)
             print(f"{page}: {'updated' if new != text else 'unchanged'} ({len(rows)} rows)")
     except (leaderboard.LeaderboardError, OSError) as err:

@@ -23,7 +23,7 @@ class TestShippedLeaderboard(unittest.TestCase):
 
     def test_readme_and_results_carry_the_table_the_reports_make(self):
         for page in ("README.md", "docs/results.md"):
-            expected = leaderboard.table(self.rows, ROOT, str(Path(page).parent))
+            expected = leaderboard.table(self.rows, ROOT, str(Path(page).parent), compact=page == "README.md")
             text = (ROOT / page).read_text()
             self.assertEqual(leaderboard.replace_between_markers(text, expected, page), text,
                              f"{page}: run python -m scripts.leaderboard --write")
@@ -54,7 +54,7 @@ class TestTable(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             (root / "docs").mkdir()
-            row = {"player": "p", "model": "m", "training": "t", "command": "c", "commit": "abc",
+            row = {"player": "p", "model": "m", "method": "SFT", "training": "t", "command": "c", "commit": "abc",
                    "free": self.write(root, "free.json", 3), "masked": self.write(root, "masked.json", 7, "allowed_new")}
             text = leaderboard.table([row], root, "docs")
             self.assertIn("[3/10 = 30.0% (10.8-60.3)](../free.json)", text)
@@ -66,9 +66,40 @@ class TestTable(unittest.TestCase):
     def test_an_unmeasured_play_mode_is_dashes(self):
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            row = {"player": "p", "model": "m", "training": "t", "command": "c", "commit": None,
+            row = {"player": "p", "model": "m", "method": "SFT", "training": "t", "command": "c", "commit": None,
                    "free": None, "masked": self.write(root, "masked.json", 7, "allowed_new")}
-            self.assertIn("| p | m | t | - | - | - | - | - | [7/10 = 70.0%", leaderboard.table([row], root))
+            self.assertIn("| p | m | SFT | t | - | - | - | - | - | [7/10 = 70.0%", leaderboard.table([row], root))
+
+    def test_a_grpo_row_carries_the_paired_tests_over_its_start(self):
+        from wordle_mlx.play import evaluate
+
+        from wordle_mlx.wordle.game import feedback
+
+        def games(won, fit):  # the second guess fits the first's feedback (crane) or not (slate again)
+            return [{"secret": f"w{i}", "won": w, "guesses": ["slate", "crane" if f else "slate"],
+                     "feedback": [feedback("slate", "crane"), feedback("crane" if f else "slate", "crane")]}
+                    for i, (w, f) in enumerate(zip(won, fit))]
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            start = {"split": "eval", "n_games": 4, "wins": 1, "mask": "allowed_new", "consistent_rate": 0.25,
+                     "games": games([1, 0, 0, 0], [1, 0, 0, 0])}
+            after = {**start, "wins": 3, "consistent_rate": 0.75, "games": games([1, 1, 1, 0], [1, 1, 1, 0])}
+            (root / "s.json").write_text(json.dumps(start))
+            (root / "a.json").write_text(json.dumps(after))
+            row = {"player": "p", "model": "m", "method": "GRPO", "training": "t", "command": "c", "commit": None,
+                   "free": None, "masked": "a.json", "start": {"free": None, "masked": "s.json"}}
+            p_wins = evaluate.paired_difference(start, after)["p_value"]
+            fit = evaluate.paired_consistency(start, after)
+            cell = f"wins 1 -> 3 (p {p_wins:.2g}), consistent {100 * fit['rate_a']:.1f} -> {100 * fit['rate_b']:.1f}%"
+            self.assertIn(cell, leaderboard.table([row], root, compact=True))
+            self.assertIn(cell, leaderboard.table([row], root))
+            rows_file = root / "rows.json"
+            rows_file.write_text(json.dumps([{k: v for k, v in row.items() if k != "start"}]))
+            with self.assertRaisesRegex(leaderboard.LeaderboardError, "a GRPO row names its start's reports"):
+                leaderboard.load_rows(rows_file)
+            rows_file.write_text(json.dumps([{**row, "method": "RL"}]))
+            with self.assertRaisesRegex(leaderboard.LeaderboardError, "method 'RL' is not one of SFT, GRPO, solver"):
+                leaderboard.load_rows(rows_file)
 
     def test_a_row_without_its_keys_or_report_is_one_error(self):
         with tempfile.TemporaryDirectory() as tmp:

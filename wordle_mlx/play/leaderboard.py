@@ -1,10 +1,13 @@
 """The leaderboard: one row per shipped player or solver, every figure read from its evaluate reports.
 
-`docs/leaderboard.json` lists the rows (who, model, training hardware and minutes, the command that made
-it, the commit, and the report of its free play and, if any, of its masked play); `table(rows)` renders
-them as the Markdown table that README.md and docs/results.md carry between LEADERBOARD markers
-(`python -m scripts.leaderboard --write`; a test keeps both equal to the reports). A row is added with
-its report, never with typed-in figures. Wins carry 95% Wilson intervals.
+`docs/leaderboard.json` lists the rows (who, model, how it was made: `method` SFT, GRPO or solver,
+training hardware and minutes, the command, the commit, the report of its free play and, if any, of its
+masked play; a GRPO row names its start's reports too, `start: {free, masked}`). `table(rows)` renders
+them as the Markdown table that docs/results.md carries between LEADERBOARD markers, `table(rows,
+compact=True)` the shorter one README.md carries (`python -m scripts.leaderboard --write`; a test keeps
+both equal to the reports). A row is added with its report, never with typed-in figures. Wins carry 95%
+Wilson intervals; a GRPO row, the paired tests over its start on the same words (wins: exact McNemar;
+consistency: the paired permutation test).
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ import json
 import os
 from pathlib import Path
 
-from wordle_mlx.play.evaluate import wilson_interval
+from wordle_mlx.play.evaluate import paired_consistency, paired_difference, wilson_interval
 
 START = "<!-- LEADERBOARD:START: made from docs/leaderboard.json by scripts/leaderboard.py --write -->"
 END = "<!-- LEADERBOARD:END -->"
-ROW_KEYS = ("player", "model", "training", "command", "commit", "free", "masked")
+ROW_KEYS = ("player", "model", "method", "training", "command", "commit", "free", "masked")
+METHODS = ("SFT", "GRPO", "solver")
 
 
 class LeaderboardError(ValueError):
@@ -37,6 +41,10 @@ def load_rows(path: str | Path) -> list[dict]:
         missing = [k for k in ROW_KEYS if not isinstance(row, dict) or k not in row]
         if missing:
             raise LeaderboardError(f"{path}: row {i + 1} lacks {', '.join(missing)}")
+        if row["method"] not in METHODS:
+            raise LeaderboardError(f"{path}: row {i + 1}: method {row['method']!r} is not one of {', '.join(METHODS)}")
+        if row["method"] == "GRPO" and not isinstance(row.get("start"), dict):
+            raise LeaderboardError(f"{path}: row {i + 1}: a GRPO row names its start's reports (start: {{free, masked}})")
     return rows
 
 
@@ -57,27 +65,46 @@ def _wins(report: dict) -> str:
     return f"{wins}/{n} = {100 * wins / n:.1f}% ({100 * lo:.1f}-{100 * hi:.1f})"
 
 
-def table(rows: list[dict], root: str | Path = ".", page_dir: str = ".") -> str:
+def over_start(root: Path, row: dict, kind: str) -> str:
+    """A GRPO row's paired tests over its start in one play mode: wins (McNemar) and consistency (permutation)."""
+    start = (row.get("start") or {}).get(kind)
+    if row["method"] != "GRPO" or not start or not row[kind]:
+        return "-"
+    a, b = _report(root, start), _report(root, row[kind])
+    wins, fit = paired_difference(a, b), paired_consistency(a, b)
+    return (f"wins {a['wins']} -> {b['wins']} (p {wins['p_value']:.2g}), consistent {100 * fit['rate_a']:.1f} -> "
+            f"{100 * fit['rate_b']:.1f}% (p {fit['p_value']:.2g})")
+
+
+def table(rows: list[dict], root: str | Path = ".", page_dir: str = ".", compact: bool = False) -> str:
     """The Markdown leaderboard; figures from each row's reports (paths relative to `root`), linked from
-    a page in `page_dir` (relative to `root`)."""
+    a page in `page_dir` (relative to `root`). `compact`: wins and consistency only, for the README."""
     root = Path(root)
     link = lambda path: os.path.relpath(root / path, root / page_dir)  # noqa: E731
-    head = ("| player | model | training | free: wins (95% CI) | valid | consistent | repeated | guesses "
-            "| masked: wins (95% CI) | consistent | repeated | made by | commit |")
+    if compact:
+        head = ("| player | model | method | training | free: wins (95% CI) | consistent | masked: wins (95% CI) "
+                "| consistent | GRPO over its start, masked |")
+    else:
+        head = ("| player | model | method | training | free: wins (95% CI) | valid | consistent | repeated | guesses "
+                "| masked: wins (95% CI) | consistent | repeated | GRPO over its start: free | masked | made by "
+                "| commit |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in rows:
         free = _report(root, row["free"]) if row["free"] else {}
         masked = _report(root, row["masked"]) if row["masked"] else None
         mask = masked.get("mask", "?") if masked else None
         guesses = "-" if free.get("mean_guesses") is None else f"{free['mean_guesses']:.2f}"
-        cells = [row["player"], row["model"], row["training"],
-                 f"[{_wins(free)}]({link(row['free'])})" if free else "-",
-                 _pct(free.get("valid_guess_rate")), _pct(free.get("consistent_rate")), _pct(free.get("repeat_rate")),
-                 guesses,
-                 f"[{_wins(masked)}]({link(row['masked'])}) `{mask}`" if masked else "-",
-                 _pct(masked.get("consistent_rate")) if masked else "-",
-                 _pct(masked.get("repeat_rate")) if masked else "-",
-                 row["command"], row["commit"] or "-"]
+        free_wins = f"[{_wins(free)}]({link(row['free'])})" if free else "-"
+        masked_wins = f"[{_wins(masked)}]({link(row['masked'])}) `{mask}`" if masked else "-"
+        masked_fit = _pct(masked.get("consistent_rate")) if masked else "-"
+        if compact:
+            cells = [row["player"], row["model"], row["method"], row["training"], free_wins,
+                     _pct(free.get("consistent_rate")), masked_wins, masked_fit, over_start(root, row, "masked")]
+        else:
+            cells = [row["player"], row["model"], row["method"], row["training"], free_wins,
+                     _pct(free.get("valid_guess_rate")), _pct(free.get("consistent_rate")), _pct(free.get("repeat_rate")),
+                     guesses, masked_wins, masked_fit, _pct(masked.get("repeat_rate")) if masked else "-",
+                     over_start(root, row, "free"), over_start(root, row, "masked"), row["command"], row["commit"] or "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
