@@ -115,6 +115,17 @@ class TestDefaultsAreTheRecipe(unittest.TestCase):
                 self.assertLessEqual(len(ids), limit)
                 self.assertGreater(len(ids), limit // 3)  # a real prompt, not an empty one
 
+    def test_config_reference_says_what_it_wrote(self):
+        import subprocess
+        import sys
+
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "config.md"
+            run = lambda: subprocess.run([sys.executable, "-m", "scripts.config_reference", "--out", str(out)],  # noqa: E731
+                                         cwd=self.ROOT, capture_output=True, text=True).stdout
+            self.assertRegex(run(), r"wrote .*config\.md \(\d+ lines, updated\)")
+            self.assertRegex(run(), r"\(\d+ lines, unchanged\)")
+
     def test_the_config_reference_is_in_sync(self):
         from wordle_mlx.config import config_reference
 

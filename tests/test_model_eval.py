@@ -195,6 +195,22 @@ class TestPlayCli(unittest.TestCase):
         self.assertEqual(proc.returncode, 0, proc.stderr)
         self.assertIn("not in the allowed word list", proc.stdout)
         self.assertIn("won in 2", proc.stdout)
+        self.assertIn("CRANE  XXXXY", proc.stdout)  # piped: the feedback as letters, not bare tiles
+
+    def test_human_game_at_end_of_input_is_one_error_line(self):
+        proc = subprocess.run([sys.executable, "-m", "scripts.play", "--human", "--secret", "hello"], cwd=ROOT,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(proc.stderr.strip().splitlines(),
+                         ["error: input ended at guess 1/6; the game is not finished (the word was HELLO)"])
+
+    def test_a_solver_game_piped_shows_the_feedback_letters(self):
+        proc = subprocess.run([sys.executable, "-m", "scripts.play", "--policy", "entropy", "--secret", "snafu"],
+                              cwd=ROOT, capture_output=True, text=True)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertRegex(proc.stdout, r"SOARE  [GYX]{5}")
+        self.assertIn("SNAFU  GGGGG", proc.stdout)
+        self.assertIn("won in", proc.stdout)
 
 
 if __name__ == "__main__":

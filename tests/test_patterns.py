@@ -68,6 +68,17 @@ class TestEntropy(unittest.TestCase):
         bits = patterns.guess_entropies(words.answers(), guesses=["soare", "roate", "raise"])
         np.testing.assert_allclose(bits, [5.8860, 5.8828, 5.8779], atol=1e-4)
 
+    def test_computing_the_opener_table_says_when_it_is_done(self):
+        opened = [("soare", 5.886)] * len(words.allowed())
+        with tempfile.TemporaryDirectory() as tmp, mock.patch.object(patterns, "compute_opener_entropies",
+                                                                     return_value=opened):
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                patterns.load_opener_entropies(Path(tmp) / "openers.tsv")
+        lines = err.getvalue().splitlines()
+        self.assertIn("computing them once", lines[0])
+        self.assertRegex(lines[-1], r"opener entropies computed in \d+s, saved to .*openers\.tsv")
+
     def test_entropy_over_a_subset_matches_manual_count(self):
         rng = random.Random(3)
         cands = rng.sample(words.answers(), 40)
