@@ -174,7 +174,7 @@ class TestSaveLoadFuse(unittest.TestCase):
                               cwd=ROOT, capture_output=True, text=True)
         self.assertEqual(proc.returncode, 1)
         self.assertEqual(len(proc.stderr.strip().splitlines()), 1, proc.stderr)
-        self.assertIn("adapter_config.json", proc.stderr)
+        self.assertIn("missing does not exist", proc.stderr)
 
 
 if __name__ == "__main__":

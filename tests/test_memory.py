@@ -199,7 +199,7 @@ class TestEstimateMemoryCli(unittest.TestCase):
     def test_bad_override_is_one_error_line(self):
         proc = self.run_cli("--set", "lora.rank=0")
         self.assertEqual(proc.returncode, 1)
-        self.assertEqual(proc.stderr.strip().splitlines(), ["error: config: lora.rank: Input should be greater than or equal to 1 (got 0)"])
+        self.assertEqual(proc.stderr.strip().splitlines(), ["error: --set lora.rank=0: lora.rank: Input should be greater than or equal to 1 (got 0)"])
 
 
 if __name__ == "__main__":

@@ -445,7 +445,8 @@ class TestTrainCli(unittest.TestCase):
                                "--set", "sampling.num_generations=1"], cwd=ROOT, capture_output=True, text=True)
         self.assertEqual(proc.returncode, 1)
         self.assertEqual(proc.stderr.strip().splitlines(),
-                         ["error: config/tiny_test.json: sampling.num_generations: Input should be greater than or equal to 2 (got 1)"])
+                         ["error: --set sampling.num_generations=1: sampling.num_generations: Input should be greater than or "
+                          "equal to 2 (got 1)"])
 
     def run_cli(self, *args):
         return subprocess.run([sys.executable, "-m", "scripts.train_rl", *args], cwd=ROOT, capture_output=True, text=True)
