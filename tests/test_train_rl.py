@@ -89,6 +89,10 @@ class TestTrainLoop(unittest.TestCase):
         self.assertEqual(run_answer_settings(step2)["prompt_format"], config.sampling.prompt_format)  # standalone
         weights = mx.load(str(step2 / "adapters.safetensors"))
         self.assertTrue(all(v.dtype == mx.float16 for v in weights.values()))
+        from wordle_mlx.play.evaluate import training_minutes
+
+        at_step2 = next(m["elapsed_s"] for m in lines(run_dir / "metrics.jsonl") if m["step"] == 2)
+        self.assertAlmostEqual(training_minutes(str(step2)), at_step2 / 60)  # the run's minutes up to that step
         final = mx.load(str(run_dir / "adapters" / "adapters.safetensors"))
         self.assertTrue(any(not mx.array_equal(weights[k], final[k].astype(mx.float16)).item() for k in weights))
 

@@ -288,19 +288,24 @@ def report_table(reports: Sequence[dict]):
 
 
 def training_minutes(adapter_path: str | None) -> float | None:
-    """Training wall-clock minutes behind an adapter: its run's last `elapsed_s`, plus the run it
-    started from (`model.adapter_path` in the run's config, e.g. SFT before GRPO); an exported
-    directory with no run beside it counts the minutes `export_adapters` stored in it. None if unknown."""
+    """Training wall-clock minutes behind an adapter: its run's last `elapsed_s` (a kept step's adapters,
+    `<run>/kept/step_NNNN`: the run's `elapsed_s` at that step), plus the run it started from
+    (`model.adapter_path` in the run's config, e.g. SFT before GRPO); an exported directory with no run
+    beside it counts the minutes `export_adapters` stored in it. None if unknown."""
     if not adapter_path:
         return None
     total, seen = 0.0, set()
     path = Path(adapter_path)
     while path is not None and path not in seen:
         seen.add(path)
-        run = path.parent
+        kept = path.parent.name == "kept"  # <run>/kept/step_NNNN: the run's minutes up to that step
+        run = path.parent.parent if kept else path.parent
         try:
-            last = (run / "metrics.jsonl").read_text().strip().splitlines()[-1]
-            total += float(json.loads(last)["elapsed_s"])
+            lines = (run / "metrics.jsonl").read_text().strip().splitlines()
+            if kept:
+                step = int(path.name.split("_")[-1])
+                lines = [l for l in lines if json.loads(l)["step"] == step]
+            total += float(json.loads(lines[-1])["elapsed_s"])
             parent = json.loads((run / "config.json").read_text()).get("model", {}).get("adapter_path")
         except (OSError, ValueError, KeyError, IndexError):
             from wordle_mlx.model import lora
