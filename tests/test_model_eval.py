@@ -4,6 +4,7 @@ import sys
 import tempfile
 import unittest
 from pathlib import Path
+from unittest import mock
 
 import mlx.core as mx
 
@@ -169,6 +170,28 @@ class TestPlots(unittest.TestCase):
                                   capture_output=True, text=True)
             self.assertEqual(proc.returncode, 0, proc.stderr)
             self.assertIn("cut short", proc.stderr)
+
+    def test_a_curve_of_kept_checkpoints_is_drawn_against_the_runs_minutes(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            run = Path(tmp) / "grpo"
+            run.mkdir()
+            (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "elapsed_s": 60.0 * 3 * s}) + "\n"
+                                                       for s in range(1, 21)))
+            report = lambda step, wins, mask: {"adapter": str(run / "kept" / f"step_{step:04d}"), "mask": mask,  # noqa: E731
+                                               "wins": wins, "n_games": 315, "consistent_rate": 0.3}
+            start = {"adapter": "adapters/x", "mask": "allowed_new", "wins": 128, "n_games": 315, "consistent_rate": 0.36}
+            out = plots.plot_curve([report(10, 120, "allowed_new"), report(20, 131, "allowed_new"), report(20, 70, "none")],
+                                   Path(tmp) / "c.png", [start])
+            self.assertEqual(out.read_bytes()[:4], b"\x89PNG")
+            with self.assertRaisesRegex(plots.PlotError, "not a kept step"):
+                plots.plot_curve([start], Path(tmp) / "d.png")
+            import matplotlib.pyplot as plt
+
+            with mock.patch.object(plots, "_save", side_effect=lambda fig, out: fig):
+                fig = plots.plot_curve([report(10, 120, "allowed_new"), report(20, 131, "allowed_new")], "x.png", [start])
+            lines = fig.axes[1].get_lines()
+            self.assertEqual(list(lines[0].get_xdata()), [0.0, 30.0, 60.0])  # the start at 0, then the run's minutes
+            plt.close(fig)
 
     def test_sft_loss_png(self):
         metrics = [{"step": i, "train_loss": 2.0 / i, **({"valid_loss": 1.0 / i} if i % 3 == 0 else {})} for i in range(1, 10)]

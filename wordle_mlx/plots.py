@@ -218,3 +218,48 @@ def plot_study(reports: list[dict], out: str | Path, title: str | None = None) -
         ax.grid(alpha=0.3)
     fig.suptitle(title or "Strategy study: what each variant bought per training minute")
     return _save(fig, out)
+
+
+def _kept_point(report: dict) -> tuple[str, float]:
+    """(run name, the run's training minutes at that step) of a report on `<run>/kept/step_NNNN` adapters."""
+    adapter = Path(str(report.get("adapter") or ""))
+    if adapter.parent.name != "kept":
+        raise PlotError(f"report {report.get('label', '?')!r}: its adapter {adapter} is not a kept step "
+                        "(<run>/kept/step_NNNN, training.keep_adapters_every)")
+    run, step = adapter.parent.parent, int(adapter.name.split("_")[-1])
+    try:
+        line = next(m for m in read_metrics(run / "metrics.jsonl") if m["step"] == step)
+    except StopIteration:
+        raise PlotError(f"{run / 'metrics.jsonl'} has no step {step}") from None
+    return run.name, line["elapsed_s"] / 60
+
+
+def plot_curve(reports: list[dict], out: str | Path, starts: Sequence[dict] = (), title: str | None = None) -> Path:
+    """Learning curves for reading, not picking: wins (95% Wilson intervals) and consistent guesses of a
+    run's kept checkpoints against the run's training minutes, one line per run and play mode (free or
+    the mask); `starts`: the start's reports, drawn at 0 minutes on every line of their play mode."""
+    from wordle_mlx.play.evaluate import wilson_interval
+
+    series: dict[tuple[str, str], list[tuple[float, dict]]] = {}
+    for r in reports:
+        run, minutes = _kept_point(r)
+        series.setdefault((run, r.get("mask", "none")), []).append((minutes, r))
+    if not series:
+        raise PlotError("no reports to plot")
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    for (run, mask), points in sorted(series.items()):
+        points = sorted([(0.0, s) for s in starts if s.get("mask", "none") == mask] + points, key=lambda p: p[0])
+        xs = [m for m, _ in points]
+        wins = np.array([100 * r["wins"] / r["n_games"] for _, r in points])
+        lo, hi = zip(*(wilson_interval(r["wins"], r["n_games"]) for _, r in points))
+        label = f"{run}, {'free' if mask == 'none' else mask}"
+        axes[0].errorbar(xs, wins, yerr=[wins - 100 * np.array(lo), 100 * np.array(hi) - wins], marker="o",
+                         capsize=3, label=label)
+        axes[1].plot(xs, [100 * (r.get("consistent_rate") or 0.0) for _, r in points], marker="o", label=label)
+    for ax, name in ((axes[0], "wins (% of the eval words, 95% interval)"), (axes[1], "consistent guesses (%)")):
+        ax.set_xlabel("training minutes after the start (this machine)")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title or "Kept checkpoints of a run (for reading, not for picking)")
+    return _save(fig, out)
