@@ -123,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
                 if c["p_value"] is not None:
                     print(f"consistent guesses: {names[0]} {100 * c['rate_a']:.1f}%, {names[1]} {100 * c['rate_b']:.1f}% "
                           f"(paired permutation test over secrets, p = {c['p_value']:.2g})")
+                f = evaluate.first_divergence(*reports)
+                if f["diverged"]:
+                    print(f"first different attempt ({f['diverged']} games; {f['identical']} identical): {names[1]}'s "
+                          f"worth more in {f['b_higher']}, less in {f['b_lower']} (mean value {f['mean_a']:.3f} -> "
+                          f"{f['mean_b']:.3f}; the frequent solver's word {f['a_frequent']} -> {f['b_frequent']})")
         return 0
 
     pool = words_file if words_file is not None else wordlists.split_words(args.split)

@@ -155,6 +155,26 @@ class TestIntervals(unittest.TestCase):
         self.assertLess(result["p_value"], 0.001)
         self.assertEqual(evaluate.paired_consistency(b, a, permutations=2000)["p_value"], result["p_value"])
 
+    def test_first_divergence_values_each_sides_attempt_where_the_games_part(self):
+        from wordle_mlx.wordle import solvers, value
+        from wordle_mlx.wordle.game import Turn, feedback
+
+        turns = [Turn("trace", feedback("trace", "crane"))]
+        best = solvers.make_policy("frequent").guess(turns)  # the frequent solver's word here
+        game = lambda secret, second: {"secret": secret, "guesses": ["trace", second],  # noqa: E731
+                                       "feedback": [feedback("trace", secret), feedback(second, secret)]}
+        same = {"secret": "slate", "guesses": ["slate"], "feedback": ["GGGGG"]}  # the same in both: identical
+        a = {"games": [game("crane", best), same]}
+        b = {"games": [game("crane", "mound"), same]}
+        result = evaluate.first_divergence(a, b)
+        va, vb = value.guess_value(turns, best).score, value.guess_value(turns, "mound").score
+        self.assertEqual((result["identical"], result["diverged"]), (1, 1))
+        self.assertEqual((result["b_higher"], result["b_lower"]), (int(vb > va), int(vb < va)))
+        self.assertAlmostEqual(result["mean_a"], va)
+        self.assertEqual((result["a_frequent"], result["b_frequent"]), (1, 0))
+        b["games"][0] = {"secret": "crane", "guesses": ["trace", "xxxxx"], "feedback": [feedback("trace", "crane"), None]}
+        self.assertEqual(evaluate.first_divergence(a, b)["mean_b"], 0.0)  # an invalid attempt is worth nothing
+
     def test_paired_consistency_of_a_small_difference_is_chance(self):
         a, b = self.paired_games([True, False] * 20, [True, False] * 19 + [True, True])
         self.assertGreater(evaluate.paired_consistency(a, b, permutations=2000)["p_value"], 0.5)

@@ -353,6 +353,49 @@ def paired_difference(a: dict, b: dict) -> dict:
             "both": sum(won_a[s] and won_b[s] for s in common), "p_value": mcnemar_p(only_a, only_b)}
 
 
+def first_divergence(a: dict, b: dict) -> dict:
+    """Where the two players' games on the same secret first differ (the same turns before it, a different
+    attempt now), whose attempt is worth more for winning (`wordle.value`: the frequent solver's mean score
+    playing on after it; an invalid attempt is worth 0): games identical, diverged, B's attempt worth more /
+    less / the same, the mean value of each side's attempts, and how often each played the frequent
+    solver's word there. Games whose shared turns no answer fits are left out."""
+    from wordle_mlx.wordle import solvers, value
+
+    frequent = solvers.make_policy("frequent")
+    games_b = {g["secret"]: g for g in b["games"]}
+    out = {"identical": 0, "diverged": 0, "b_higher": 0, "b_lower": 0, "equal": 0, "a_frequent": 0, "b_frequent": 0}
+    values_a, values_b = [], []
+    for ga in a["games"]:
+        gb = games_b.get(ga["secret"])
+        if gb is None:
+            continue
+        k = next((i for i, (x, y) in enumerate(zip(ga["guesses"], gb["guesses"])) if x.lower() != y.lower()), None)
+        if k is None:
+            out["identical"] += 1
+            continue
+        turns = [Turn(g.lower(), f) for g, f in zip(ga["guesses"][:k], ga["feedback"][:k]) if f]
+
+        def worth(game: dict) -> float | None:
+            guess = game["guesses"][k].lower()
+            if game["feedback"][k] is None:
+                return 0.0
+            v = value.guess_value(turns, guess)
+            return None if v is None else v.score
+        va, vb = worth(ga), worth(gb)
+        if va is None or vb is None:
+            continue
+        out["diverged"] += 1
+        values_a.append(va)
+        values_b.append(vb)
+        out["b_higher" if vb > va else "b_lower" if vb < va else "equal"] += 1
+        choice = frequent.guess(turns)
+        out["a_frequent"] += ga["guesses"][k].lower() == choice
+        out["b_frequent"] += gb["guesses"][k].lower() == choice
+    out["mean_a"] = float(np.mean(values_a)) if values_a else None
+    out["mean_b"] = float(np.mean(values_b)) if values_b else None
+    return out
+
+
 def consistent_counts(game: dict) -> tuple[int, int]:
     """(consistent, judged) valid guesses of one report game: those after its first valid guess that fit
     all feedback so far, and all of them (the `consistent_rate` of `summarize`, from the saved game)."""
