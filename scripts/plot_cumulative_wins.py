@@ -51,12 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             plot = plots.plot_sft if "train_loss" in metrics[0] else plots.plot_training
             print(f"wrote {plot(metrics, out, args.window, args.title, args.x)}")
         if args.eval:
-            reports = []
-            for p in args.eval:
-                try:
-                    reports.append(json.loads(p.read_text()))
-                except (OSError, ValueError) as err:
-                    raise plots.PlotError(f"cannot read report {p}: {err}") from None
+            reports = [_read_report(p) for p in args.eval]
             out = args.out or args.eval[0].with_name("histogram.png")
             print(f"wrote {plots.plot_histograms(reports, out, args.title)}")
         if args.curve:
@@ -66,14 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.study:
             from wordle_mlx.play.evaluate import training_minutes
 
-            reports = []
-            for p in args.study:
-                try:
-                    r = json.loads(p.read_text())
-                except (OSError, ValueError) as err:
-                    raise plots.PlotError(f"cannot read report {p}: {err}") from None
+            reports = [_read_report(p) for p in args.study]
+            for r in reports:
                 r.setdefault("training_minutes", training_minutes(r.get("adapter")))
-                reports.append(r)
             out = args.out or args.study[0].with_name("study.png")
             print(f"wrote {plots.plot_study(reports, out, args.title)}")
     except plots.PlotError as err:
