@@ -7,10 +7,17 @@ format and think layout the adapters were trained with (read from the run's conf
 in adapter_config.json, so `scripts.play`, `scripts.evaluate` and `mlx_lm generate --adapter-path`
 use the directory without the run beside it; so are the training minutes behind them (the run and
 the runs it started from), which evaluation reports carry.
+
+    python -m scripts.export_adapters --average RUN/kept/step_0130 RUN/kept/step_0140 RUN/kept/step_0150 --out DIR
+
+writes one adapter whose weight update is the mean of the kept checkpoints' updates (exactly: a LoRA
+of the summed rank; `lora.average_adapters`), with the training minutes of the latest of them, and
+prints how far averaging the LoRA factors instead would land from that mean.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -21,17 +28,36 @@ from scripts import make_parser, run
 def run_base_model(adapter: Path) -> str | None:
     """The base model of the run the adapters come from (its config.json), for adapters saved before
     adapter_config.json recorded it."""
-    import json
-
     try:
         return json.loads((adapter.parent / "config.json").read_text())["model"]["name"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
+def average(sources: list[Path], out: Path, dtype: str) -> int:
+    from wordle_mlx.model import lora
+    from wordle_mlx.play.evaluate import training_minutes
+
+    minutes = [training_minutes(str(s)) for s in sources]
+    try:
+        out, gap = lora.average_adapters(sources, out, dtype, max(minutes) if None not in minutes else None)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    rank = json.loads((out / lora.ADAPTER_CONFIG).read_text())["lora_parameters"]["rank"]
+    size = (out / lora.ADAPTER_WEIGHTS).stat().st_size / 2**20
+    print(f"wrote {out}: the mean of {len(sources)} adapters' weight updates (LoRA rank {rank}, {size:.1f} MB {dtype})")
+    if gap is not None:
+        print(f"averaging the LoRA factors instead would be {gap:.2g} off that mean (relative Frobenius norm)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
-    parser.add_argument("--adapter", required=True, type=Path, help="a run's adapters/ (or checkpoint/) directory")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--adapter", type=Path, help="a run's adapters/ (or checkpoint/) directory")
+    source.add_argument("--average", nargs="+", type=Path, metavar="DIR",
+                        help="two or more adapter directories (e.g. a run's kept/step_NNNN) to average")
     parser.add_argument("--out", required=True, type=Path, help="the directory to write")
     parser.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16")
     args = parser.parse_args(argv)
@@ -40,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     from wordle_mlx.play.evaluate import training_minutes
     from wordle_mlx.play.policy import run_answer_settings
 
+    if args.average:
+        return average(args.average, args.out, args.dtype)
     settings = run_answer_settings(args.adapter)
     if not settings:
         print(f"note: no run config beside {args.adapter}; the prompt format is not stored", file=sys.stderr)

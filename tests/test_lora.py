@@ -177,5 +177,84 @@ class TestSaveLoadFuse(unittest.TestCase):
         self.assertIn("missing does not exist", proc.stderr)
 
 
+class TestAverageAdapters(unittest.TestCase):
+    """`average_adapters`: the mean of kept checkpoints' weight updates, as one mlx-lm LoRA adapter."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        root = Path(self.tmp.name)
+        self.model_dir, _ = tiny_model_dir(root)
+        self.sources = []
+        for seed in (0, 1, 2):
+            model, _ = mlx_lm.load(str(self.model_dir))
+            lora.apply_lora(model, lora.LoraSettings(rank=4, alpha=8, targets=("q", "v", "down")))
+            perturb(model, seed=seed)
+            for _, m in lora.lora_modules(model):  # lora_a differs between sources too
+                m.lora_a = m.lora_a + 0.1 * mx.random.normal(m.lora_a.shape)
+            self.sources.append(lora.save_adapters(model, root / f"step_{seed}"))
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def fused_weights(self, adapter: Path) -> dict:
+        model, _ = mlx_lm.load(str(self.model_dir), adapter_path=str(adapter))
+        lora.fuse_adapters(model)
+        return dict(tree_flatten(model.parameters()))
+
+    def test_fused_average_is_the_mean_of_the_fused_sources(self):
+        out, _ = lora.average_adapters(self.sources, Path(self.tmp.name) / "avg", "float32")
+        fused = [self.fused_weights(s) for s in self.sources]
+        averaged = self.fused_weights(out)
+        for name, w in averaged.items():
+            mean = sum(f[name] for f in fused) / len(fused)
+            self.assertLess(float(mx.abs(w - mean).max()), 1e-5, name)
+
+    def test_rank_is_the_sum_of_the_sources_ranks_and_mlx_lm_loads_it(self):
+        out, _ = lora.average_adapters(self.sources[:2], Path(self.tmp.name) / "avg")
+        config = json.loads((out / "adapter_config.json").read_text())
+        self.assertEqual(config["lora_parameters"]["rank"], 8)
+        self.assertEqual(config["wordle_mlx"]["averaged_from"], [str(s) for s in self.sources[:2]])
+        model, _ = mlx_lm.load(str(self.model_dir))
+        lora.load_adapters(model, out)
+        self.assertEqual(model.lora_settings.effective_scale, 2.0)  # the sources' scale, not alpha / 8
+        self.assertEqual({m.scale for _, m in lora.lora_modules(model)}, {2.0})
+
+    def test_an_adapter_averaged_with_itself_plays_as_itself(self):
+        out, gap = lora.average_adapters([self.sources[0]] * 2, Path(self.tmp.name) / "avg", "float32")
+        self.assertEqual(gap, 0.0)
+        alone, _ = mlx_lm.load(str(self.model_dir), adapter_path=str(self.sources[0]))
+        twice, _ = mlx_lm.load(str(self.model_dir), adapter_path=str(out))
+        self.assertLess(float(mx.abs(alone(X) - twice(X)).max()), 1e-5)
+
+    def test_factor_gap_is_reported_for_different_sources(self):
+        _, gap = lora.average_adapters(self.sources, Path(self.tmp.name) / "avg")
+        self.assertGreater(gap, 0.01)
+
+    def test_sources_trained_differently_are_refused(self):
+        other = Path(self.tmp.name) / "other"
+        model, _ = mlx_lm.load(str(self.model_dir))
+        lora.apply_lora(model, lora.LoraSettings(rank=4, alpha=4, targets=("q", "v", "down")))  # scale 1, not 2
+        lora.save_adapters(model, other)
+        with self.assertRaisesRegex(ValueError, "was not trained like"):
+            lora.average_adapters([self.sources[0], other], Path(self.tmp.name) / "avg")
+        with self.assertRaisesRegex(ValueError, "at least two"):
+            lora.average_adapters([self.sources[0]], Path(self.tmp.name) / "avg")
+
+    def test_cli_averages_and_bad_input_is_one_error_line(self):
+        out = Path(self.tmp.name) / "avg"
+        proc = subprocess.run([sys.executable, "-m", "scripts.export_adapters", "--average",
+                               *map(str, self.sources), "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertIn("the mean of 3 adapters' weight updates (LoRA rank 12", proc.stdout)
+        self.assertRegex(proc.stdout, r"averaging the LoRA factors instead would be [0-9.e-]+ off")
+        self.assertTrue(all(v.dtype == mx.float16 for v in mx.load(str(out / "adapters.safetensors")).values()))
+        proc = subprocess.run([sys.executable, "-m", "scripts.export_adapters", "--average", str(self.sources[0]),
+                               str(Path(self.tmp.name) / "missing"), "--out", str(out)],
+                              cwd=ROOT, capture_output=True, text=True)
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(len(proc.stderr.strip().splitlines()), 1, proc.stderr)
+        self.assertIn("missing needs adapter_config.json", proc.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -9,6 +9,10 @@
 * `adapters_disabled(model)`: a context manager that sets every LoRA scale to 0 and restores
   it; `adapters_swapped(model, weights)`: runs with other LoRA weights (by reference) and restores
   the current ones. The KL reference policy is the same model either way, never a second copy.
+* `average_adapters(sources, out)`: one adapter whose weight update is exactly the mean of the
+  sources' updates (kept checkpoints of one run): mean_k A_k B_k = [A_1 .. A_K] [B_1; ..; B_K] / K,
+  a LoRA of rank sum_k r_k. Averaging the factors instead (mean A times mean B) is not the mean
+  of the players; the gap is reported.
 * `fuse_adapters(model, dequantize)`: merges W + scale * B^T A^T into plain linears (mlx-lm's
   `fuse`); on a quantized base, fused weights are re-quantized unless `dequantize=True`.
 """
@@ -144,6 +148,71 @@ def export_adapters(src: str | Path, out: str | Path, dtype: str = "float16", an
     mx.save_safetensors(str(out / ADAPTER_WEIGHTS), weights)
     (out / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     return out
+
+
+def average_adapters(sources: list[str | Path], out: str | Path, dtype: str = "float16",
+                     training_minutes: float | None = None) -> tuple[Path, float | None]:
+    """Write to `out` the adapters whose weight update is the mean of the sources' updates, exactly.
+
+    A LoRA layer adds scale * x A B (A: (in, r), B: (r, out)), so the mean over K sources is
+    scale * x [A_1 .. A_K] [B_1; ..; B_K] / K: a LoRA of rank sum_k r_k that mlx-lm loads as it loads
+    any other. The sources must share the base model, layers, targets, scale and answer settings.
+    Returns (out, factor gap): ||mean(A) mean(B) - mean(A B)|| / ||mean(A B)|| over all layers, how far
+    averaging the factors would land from the mean update (None when the ranks differ)."""
+    sources = [Path(s) for s in sources]
+    if len(sources) < 2:
+        raise ValueError("average: give at least two adapter directories")
+    configs, weights = [], []
+    for src in sources:
+        if not (src / ADAPTER_CONFIG).exists() or not (src / ADAPTER_WEIGHTS).exists():
+            raise FileNotFoundError(f"adapter: {src} needs {ADAPTER_CONFIG} and {ADAPTER_WEIGHTS}")
+        configs.append(json.loads((src / ADAPTER_CONFIG).read_text()))
+        weights.append({k: v.astype(mx.float32) for k, v in mx.load(str(src / ADAPTER_WEIGHTS)).items()})
+
+    def shared(config: dict) -> tuple:
+        params = {k: v for k, v in config.get("lora_parameters", {}).items() if k != "rank"}
+        mine = config.get("wordle_mlx", {})
+        return (config.get("model"), config.get("fine_tune_type"), config.get("num_layers"),
+                json.dumps(params, sort_keys=True), json.dumps(mine.get("sampling"), sort_keys=True))
+
+    for src, config, w in zip(sources[1:], configs[1:], weights[1:]):
+        if shared(config) != shared(configs[0]):
+            raise ValueError(f"average: {src} was not trained like {sources[0]} (base model, layers, targets, "
+                             "scale or answer settings differ)")
+        if set(w) != set(weights[0]):
+            raise ValueError(f"average: {src} has other LoRA layers than {sources[0]}")
+    if any(not k.endswith((".lora_a", ".lora_b")) for k in weights[0]):
+        raise ValueError(f"average: {sources[0]} holds weights that are not LoRA factors")
+    k = len(sources)
+    averaged, gap_num, gap_den = {}, 0.0, 0.0
+    same_rank = len({w[next(iter(w))].shape for w in weights}) == 1
+    for name in sorted(n[: -len(".lora_a")] for n in weights[0] if n.endswith(".lora_a")):
+        a = [w[name + ".lora_a"] for w in weights]  # K x (in, r_k)
+        b = [w[name + ".lora_b"] for w in weights]  # K x (r_k, out)
+        averaged[name + ".lora_a"] = mx.concatenate(a, axis=1)  # (in, sum r)
+        averaged[name + ".lora_b"] = mx.concatenate(b, axis=0) / k  # (sum r, out)
+        if same_rank:
+            mean_update = sum(x @ y for x, y in zip(a, b)) / k  # (in, out)
+            factor_update = (sum(a) / k) @ (sum(b) / k)
+            gap_num += float(mx.sum((factor_update - mean_update) ** 2))
+            gap_den += float(mx.sum(mean_update ** 2))
+    rank = sum(w[next(n for n in w if n.endswith(".lora_a"))].shape[1] for w in weights)
+    config = json.loads(json.dumps(configs[0]))
+    config["lora_parameters"]["rank"] = rank
+    mine = config.setdefault("wordle_mlx", {})
+    if "lora" in mine:
+        settings = LoraSettings(**{**mine["lora"], "targets": tuple(mine["lora"]["targets"])})
+        mine["lora"].update(rank=rank, scale=settings.effective_scale)
+    mine["averaged_from"] = [str(s) for s in sources]
+    mine.pop("training_minutes", None)
+    if training_minutes is not None:
+        mine["training_minutes"] = round(float(training_minutes), 2)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    mx.save_safetensors(str(out / ADAPTER_WEIGHTS), {n: v.astype(getattr(mx, dtype)) for n, v in averaged.items()})
+    (out / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    gap = (gap_num / gap_den) ** 0.5 if same_rank and gap_den > 0 else None
+    return out, gap
 
 
 def stored_training_minutes(path: str | Path) -> float | None:
