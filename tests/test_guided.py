@@ -173,5 +173,121 @@ class TestLegalMoveMasks(unittest.TestCase):
         self.assertEqual((policy.describe()["mask"], policy.describe()["guided"]), ("allowed_new", True))
 
 
+class PieceTokenizer:
+    """A tokenizer of fixed pieces (decode = concatenation): enough for the mask, which reads pieces only."""
+
+    def __init__(self, pieces):
+        self.pieces = list(pieces)
+        self.vocab_size = len(self.pieces)
+
+    def get_vocab(self):
+        return {p: i for i, p in enumerate(self.pieces)}
+
+    def decode(self, ids):
+        return "".join(self.pieces[i] for i in ids)
+
+    def encode(self, text):  # greedy longest piece first
+        ids, i = [], 0
+        while i < len(text):
+            j = max((k for k, p in enumerate(self.pieces) if text.startswith(p, i)), key=lambda k: len(self.pieces[k]))
+            ids.append(j)
+            i += len(self.pieces[j])
+        return ids
+
+
+LETTERS = [chr(c) for c in range(ord("A"), ord("Z") + 1)]
+SPELLING = PieceTokenizer(["<", "</", "/", "guess", ">", " "] + LETTERS + [" " + c for c in LETTERS]
+                          + [c.lower() for c in LETTERS] + [" " + c.lower() for c in LETTERS] + ["CR", "ANE", " crane"])
+
+
+class TestSpelledMask(unittest.TestCase):
+    """The `letters` guess style (` C R A N E`) under the mask: one ` X` token a letter, on the trie."""
+
+    ALLOWED = ("CRANE", "CRANK", "CRAMP", "SLATE")
+
+    def pieces(self, processor, inside):
+        ids = processor.allowed_ids(inside)
+        return None if ids is None else {SPELLING.decode([i]) for i in ids.tolist()}
+
+    def test_only_single_letters_with_a_space_open_the_span(self):
+        spelled = AllowedWordsProcessor(SPELLING, self.ALLOWED, spelled=True)
+        self.assertEqual(self.pieces(spelled, ""), {" C", " S", " c", " s"})
+        self.assertIn("CR", self.pieces(AllowedWordsProcessor(SPELLING, self.ALLOWED), ""))  # the word styles' mask
+
+    def test_each_letter_keeps_the_word_on_the_trie(self):
+        spelled = AllowedWordsProcessor(SPELLING, self.ALLOWED, spelled=True)
+        self.assertEqual(self.pieces(spelled, " C R A"), {" N", " M"})
+        self.assertEqual(self.pieces(spelled, " C R A N"), {" E", " K"})
+        self.assertEqual(self.pieces(spelled, " c r a n"), {" e", " k"})  # one case per word
+
+    def test_a_whole_spelled_word_may_only_close(self):
+        spelled = AllowedWordsProcessor(SPELLING, self.ALLOWED, spelled=True)
+        self.assertEqual(self.pieces(spelled, " C R A N E"), {"<", "</"})
+        self.assertEqual(self.pieces(spelled, " C R A N E</"), {"guess", "g"})
+        self.assertEqual(self.pieces(spelled, " C R A N E<"), {"/"})
+
+    def test_text_that_is_not_spelled_or_off_the_trie_is_left_alone(self):
+        spelled = AllowedWordsProcessor(SPELLING, self.ALLOWED, spelled=True)
+        for inside in (" CR", "C", " C R A N E S", " Q", " C  R"):
+            self.assertIsNone(spelled.allowed_ids(inside), inside)
+
+    def test_allowed_new_removes_played_words_letter_by_letter(self):
+        from wordle_mlx.play import guided
+
+        new = guided.mask_processor(SPELLING, "allowed_new", ["crane", "slate"], "letters")
+        self.assertTrue(new.spelled)
+        self.assertFalse(guided.mask_processor(SPELLING, "allowed_new", ["crane"]).spelled)
+        allowed = AllowedWordsProcessor(SPELLING, self.ALLOWED, spelled=True).excluding(["crane", "slate"])
+        self.assertEqual(self.pieces(allowed, " C R A N"), {" K"})
+        self.assertEqual(self.pieces(allowed, ""), {" C", " c"})  # SLATE was the only S word
+        self.assertIsNone(allowed.allowed_ids(" C R A N E"))  # off the trie of new words
+
+    def test_allowed_new_equals_the_spelled_mask_on_the_unplayed_words(self):
+        import random
+
+        allowed = tuple(w.upper() for w in words.allowed())
+        rng = random.Random(0)
+        for _ in range(3):
+            played = rng.sample(allowed, 5)
+            new = AllowedWordsProcessor(SPELLING, spelled=True).excluding(played)
+            direct = AllowedWordsProcessor(SPELLING, tuple(w for w in allowed if w not in played), spelled=True)
+            spell = lambda w: "".join(" " + c for c in w)  # noqa: E731
+            insides = [""] + [spell(w[:k]) for w in played for k in range(1, 6)] + [spell(w) + "</" for w in played]
+            insides += [spell(w[:rng.randint(1, 5)]) for w in rng.sample(allowed, 30)]
+            for inside in insides:
+                got, want = new.allowed_ids(inside), direct.allowed_ids(inside)
+                self.assertEqual(None if got is None else sorted(got.tolist()),
+                                 None if want is None else sorted(want.tolist()), (played, inside))
+
+    def test_masked_random_logits_spell_an_allowed_new_word(self):
+        from wordle_mlx.play import guided
+        from wordle_mlx.play.prompts import parse_completion
+
+        mask = guided.mask_processor(SPELLING, "allowed_new", ["crane"], "letters")
+        rng = np.random.default_rng(0)
+        for _ in range(20):
+            tokens = SPELLING.encode("<guess>")
+            start = len(tokens)
+            while not SPELLING.decode(tokens[start:]).endswith("</guess>") and len(tokens) < start + 16:
+                logits = mask(mx.array(tokens), mx.array(rng.normal(size=(1, SPELLING.vocab_size)).astype(np.float32)))
+                tokens.append(int(mx.argmax(logits, axis=-1).item()))
+            parsed = parse_completion(SPELLING.decode(tokens), strict=True, think=False)
+            self.assertTrue(parsed.guess and words.is_allowed(parsed.guess) and parsed.guess != "crane",
+                            SPELLING.decode(tokens))
+            self.assertRegex(SPELLING.decode(tokens[start:]), r"^( [A-Za-z]){5}</guess>$")
+
+    def test_a_policy_masks_letter_by_letter_when_its_adapters_spell(self):
+        import json
+        import tempfile
+        from pathlib import Path
+
+        from wordle_mlx.play.policy import run_answer_settings
+
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "adapter_config.json").write_text(json.dumps({"wordle_mlx": {"sampling": {
+                "prompt_format": "compact", "think": False, "mask": "allowed_new", "guess_style": "letters"}}}))
+            self.assertEqual(run_answer_settings(tmp)["guess_style"], "letters")
+
+
 if __name__ == "__main__":
     unittest.main()

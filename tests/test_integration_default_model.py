@@ -73,6 +73,21 @@ class TestDefaultModel(unittest.TestCase):
         self.assertIn("Paris", answer(model, tokenizer))
 
 
+    def test_spelled_mask_makes_the_real_model_spell_an_allowed_new_word(self):
+        # the `letters` guess style under allowed_new: one ` X` token a letter, then the closing tag
+        from wordle_mlx.play import guided, rollout
+        from wordle_mlx.wordle import words
+
+        prompt = rollout.chat_prompt(self.tokenizer, [{"role": "user", "content": "Spell a word."}])
+        prompt += list(self.tokenizer.encode("<guess>", add_special_tokens=False))
+        mask = guided.mask_processor(self.tokenizer, "allowed_new", ["crane"], "letters")
+        mx.random.seed(0)
+        for c in rollout.sample_groups(self.model, self.tokenizer, [prompt], 4, 1.0, 12, prompt_processors=[[mask]])[0]:
+            self.assertRegex(c.text, r"^( [A-Za-z]){5}</guess>", c.text)
+            word = c.text[:10].replace(" ", "").lower()
+            self.assertTrue(words.is_allowed(word) and word != "crane", c.text)
+            self.assertEqual([self.tokenizer.decode([t]) for t in c.tokens[:5]], [" " + x for x in c.text[1:10:2]])
+
 class TestShippedAdapters(unittest.TestCase):
     """`adapters/recipe/` (committed, float16) turns the default model into a Wordle player on a fresh clone."""
 

@@ -66,7 +66,8 @@ class SamplingConfig(_Section):
     think: bool = Field(False, description="answers start with a <think> block (False: the sft.think_style none layout)")
     mask: Literal["none", "allowed", "allowed_new"] = Field(
         "none", description="legal-move mask on the <guess> span while sampling (and in the loss): allowed words "
-        "only, or allowed words not yet played in the game; evaluate and play use the adapter's by default")
+        "only, or allowed words not yet played in the game (letter by letter for guess_style letters); evaluate "
+        "and play use the adapter's by default")
     masked_games: float = Field(
         1.0, ge=0.0, le=1.0, description="GRPO: share of each step's games sampled under `mask` (the first "
         "round(share x games)); the others sample free, so one run learns both play modes")

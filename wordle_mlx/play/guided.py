@@ -21,6 +21,12 @@ is a real word not yet tried, the way move masks work in game-playing RL. A pref
 some allowed word not excluded continues it. `allowed_after(tokens)` gives the allowed ids after any
 token context, so the GRPO loss can score the masked distribution the samples came from.
 
+Spelled guesses (`sampling.guess_style: letters`, ` C R A N E`: `spelled=True`): inside the span
+only single-letter tokens with a leading space (` C`) survive, each keeping the letters so far on
+the trie, then the closing tag once they spell a whole allowed (and new) word. One token a letter,
+so the mask removes exactly the letters that cannot start a legal word from here, and the GRPO loss
+scores the masked distribution of each letter.
+
 Numbers made with a mask are reported with the mask's name: it is a decoding aid, not something
 the model learned, unless the model was trained under it.
 """
@@ -77,15 +83,23 @@ def _prefix_counts(words: frozenset[str]) -> Counter:
     return Counter(w[:i] for w in words for i in range(1, len(w) + 1))
 
 
-_UNEXCLUDED: dict[tuple[int, frozenset], "AllowedWordsProcessor"] = {}
+_UNEXCLUDED: dict[tuple[int, frozenset, bool], "AllowedWordsProcessor"] = {}
 
 
-def _unexcluded(tokenizer, words: frozenset[str]) -> "AllowedWordsProcessor":
-    """The mask on `words` without exclusions, one per tokenizer and word list."""
-    found = _UNEXCLUDED.get((id(tokenizer), words))
+def _unexcluded(tokenizer, words: frozenset[str], spelled: bool = False) -> "AllowedWordsProcessor":
+    """The mask on `words` without exclusions, one per tokenizer, word list and guess style."""
+    found = _UNEXCLUDED.get((id(tokenizer), words, spelled))
     if found is None or found.tokenizer is not tokenizer:
-        found = _UNEXCLUDED[(id(tokenizer), words)] = AllowedWordsProcessor(tokenizer, tuple(words))
+        found = AllowedWordsProcessor(tokenizer, tuple(words), spelled=spelled)
+        _UNEXCLUDED[(id(tokenizer), words, spelled)] = found
     return found
+
+
+def _spelled_word(inside: str) -> str | None:
+    """The letters of a spelled span (` C R A` -> `CRA`), or None when `inside` is not one."""
+    if len(inside) % 2 or any(inside[i] != " " or not inside[i + 1].isalpha() for i in range(0, len(inside), 2)):
+        return None
+    return inside[1::2]
 
 
 def _pieces(tokenizer) -> tuple[dict[int, str], frozenset[int]]:
@@ -97,8 +111,10 @@ def _pieces(tokenizer) -> tuple[dict[int, str], frozenset[int]]:
 class AllowedWordsProcessor:
     """Logits processor restricting the `<guess>` span to allowed 5-letter words (uppercase)."""
 
-    def __init__(self, tokenizer, allowed: tuple[str, ...] | None = None, exclude: Sequence[str] = ()):
+    def __init__(self, tokenizer, allowed: tuple[str, ...] | None = None, exclude: Sequence[str] = (),
+                 spelled: bool = False):
         self.tokenizer = tokenizer
+        self.spelled = spelled  # the `letters` guess style: ` C R A N E`, one token a letter
         self.words = _word_set(tuple(allowed or wordlists.allowed()))
         self.exclude = frozenset(w.upper() for w in exclude) & self.words
         self._counts = _prefix_counts(self.words)  # prefix -> allowed words it starts (shared)
@@ -106,7 +122,7 @@ class AllowedWordsProcessor:
         self.vocab_size, self.letter_tokens, self.close_tokens = _vocab(tokenizer)
         # the mask without exclusions is shared by every game of this tokenizer and word list (allowed_new
         # only filters its ids), so its per-prefix work is done once per run, not once per game and turn
-        self._base = _unexcluded(tokenizer, self.words) if self.exclude else None
+        self._base = _unexcluded(tokenizer, self.words, spelled) if self.exclude else None
         self._allowed = lru_cache(maxsize=4096)(self._allowed_ids)
 
     def is_open(self, prefix: str) -> bool:
@@ -115,7 +131,7 @@ class AllowedWordsProcessor:
 
     def excluding(self, played: Sequence[str]) -> "AllowedWordsProcessor":
         """The same mask with `played` words removed too (`allowed_new`); shares the vocabulary work."""
-        return AllowedWordsProcessor(self.tokenizer, tuple(self.words), played)
+        return AllowedWordsProcessor(self.tokenizer, tuple(self.words), played, self.spelled)
 
     def span_prefix(self, text: str) -> str | None:
         """Text written inside an open `<guess>` tag, or None when outside one."""
@@ -130,6 +146,8 @@ class AllowedWordsProcessor:
     def _allowed_ids(self, inside: str) -> np.ndarray | None:
         if self._base is not None:
             return self._excluded_ids(inside, self._base.allowed_ids(inside))
+        if self.spelled:
+            return self._spelled_ids(inside)
         lt = inside.find("<")
         if lt >= 0:  # in the closing tag: continue it
             word, tag = inside[:lt].strip(), inside[lt:]
@@ -153,15 +171,35 @@ class AllowedWordsProcessor:
             ids += [i for i, p in self.close_tokens if CLOSE.startswith(p)]
         return np.array(ids, dtype=np.int64)
 
+    def _spelled_ids(self, inside: str) -> np.ndarray | None:
+        """`_allowed_ids` for spelled guesses: ` X` tokens that keep the letters on the trie, then the tag."""
+        lt = inside.find("<")
+        word = _spelled_word(inside[:lt] if lt >= 0 else inside)
+        if word is None or (word and not (word.isupper() or word.islower())):
+            return None
+        if lt >= 0:  # in the closing tag: continue it
+            tag = inside[lt:]
+            if word.upper() not in self.words or not CLOSE.startswith(tag):
+                return None
+            rest = CLOSE[len(tag):]
+            return np.array([i for i, p in self.close_tokens if rest.startswith(p)], dtype=np.int64)
+        if word and not self.is_open(word.upper()):
+            return None
+        ids = [i for i, p in self.letter_tokens if len(p) == 2 and p[0] == " "
+               and (not word or p[1].isupper() == word.isupper()) and self.is_open((word + p[1]).upper())]
+        if word.upper() in self.words:
+            ids += [i for i, p in self.close_tokens if CLOSE.startswith(p)]
+        return np.array(ids, dtype=np.int64)
+
     def _excluded_ids(self, inside: str, ids: np.ndarray | None) -> np.ndarray | None:
         """The unexcluded mask's `ids` after `inside`, less the tokens only excluded words continue."""
         if ids is None:
             return None
         lt = inside.find("<")
         if lt >= 0:
-            return None if inside[:lt].strip().upper() in self.exclude else ids
-        word = inside[1:] if inside.startswith(" ") else inside
-        if word and not self.is_open(word.upper()):
+            return None if inside[:lt].replace(" ", "").upper() in self.exclude else ids
+        word = _spelled_word(inside) if self.spelled else inside[1:] if inside.startswith(" ") else inside
+        if word is None or (word and not self.is_open(word.upper())):
             return None
         pieces, closing = _pieces(self.tokenizer)
         whole = word.upper() in self.words and word.upper() not in self.exclude
@@ -192,11 +230,13 @@ class AllowedWordsProcessor:
         return logits + mx.array(mask)
 
 
-def mask_processor(tokenizer, mask: str, played: Sequence[str] = ()) -> AllowedWordsProcessor | None:
+def mask_processor(tokenizer, mask: str, played: Sequence[str] = (),
+                   guess_style: str = "upper") -> AllowedWordsProcessor | None:
     """The logits processor of a legal-move mask for one game: None for `none`; `allowed`; `allowed_new`
-    (the words already `played` removed too)."""
+    (the words already `played` removed too); spelled letter by letter for the `letters` guess style."""
     if mask not in MASKS:
         raise ValueError(f"mask: expected one of {', '.join(MASKS)}, got {mask!r}")
     if mask == "none":
         return None
-    return AllowedWordsProcessor(tokenizer, exclude=played if mask == "allowed_new" else ())
+    return AllowedWordsProcessor(tokenizer, exclude=played if mask == "allowed_new" else (),
+                                 spelled=guess_style == "letters")

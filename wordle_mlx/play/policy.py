@@ -26,12 +26,13 @@ class ModelPolicy(Policy):
 
     def __init__(self, model, tokenizer, fmt: str = "plain", temperature: float = 0.0, max_tokens: int = 96,
                  label: str = "model", think: bool = True, logits_processors: list | None = None,
-                 mask: str = "none"):
+                 mask: str = "none", guess_style: str = "upper"):
         self.model, self.tokenizer = model, tokenizer
         self.fmt, self.temperature, self.max_tokens, self.label = fmt, temperature, max_tokens, label
         self.think = think
         self.logits_processors = logits_processors
         self.mask = mask  # legal-move mask per game (wordle_mlx.play.guided): none, allowed, allowed_new
+        self.guess_style = guess_style  # how the model writes a guess; `letters` is masked letter by letter
         self.last_completions: list[str] = []
         self.last_parsed: list[prompts.Parsed] = []
         self.on_progress = None  # set by the evaluator: told the fraction of the current batch that is done
@@ -46,7 +47,7 @@ class ModelPolicy(Policy):
         if self.mask != "none":
             from wordle_mlx.play import guided
 
-            per_game = [[guided.mask_processor(self.tokenizer, self.mask, [t.guess for t in h])] for h in histories]
+            per_game = [[guided.mask_processor(self.tokenizer, self.mask, [t.guess for t in h], self.guess_style)] for h in histories]
         groups = rollout.sample_groups(self.model, self.tokenizer, prompt_ids, 1, self.temperature, self.max_tokens,
                                        logits_processors=self.logits_processors, on_progress=self.on_progress,
                                        prompt_processors=per_game)
@@ -56,11 +57,12 @@ class ModelPolicy(Policy):
 
     def describe(self) -> dict:
         return {"name": self.label, "format": self.fmt, "temperature": self.temperature, "think": self.think,
-                "guided": bool(self.logits_processors) or self.mask != "none", "mask": self.mask}
+                "guided": bool(self.logits_processors) or self.mask != "none", "mask": self.mask,
+                **({"guess_style": self.guess_style} if self.guess_style != "upper" else {})}
 
 
 def run_answer_settings(adapter_path: str | Path | None) -> dict:
-    """The prompt format, think layout and legal-move mask an adapter was trained with: from its adapter_config.json
+    """The prompt format, think layout, legal-move mask and guess style an adapter was trained with: from its adapter_config.json
     (`wordle_mlx.sampling`, written by `lora.export_adapters`), else from its run's saved config
     (`<run>/config.json` beside `<run>/adapters`); {} when there is neither."""
     if adapter_path is None:
@@ -73,7 +75,7 @@ def run_answer_settings(adapter_path: str | Path | None) -> dict:
                 sampling = sampling.get(k, {})
         except (OSError, ValueError, AttributeError):
             continue
-        found = {k: sampling[k] for k in ("prompt_format", "think", "mask") if k in sampling}
+        found = {k: sampling[k] for k in ("prompt_format", "think", "mask", "guess_style") if k in sampling}
         if found:
             return found
     return {}
@@ -90,4 +92,4 @@ def load_policy(model_name: str, adapter_path: str | Path | None = None, *, fmt:
     model, tokenizer = models.load_model(model_name, adapter_path=adapter_path)
     return ModelPolicy(model, tokenizer, fmt or trained.get("prompt_format", "plain"), temperature, max_tokens,
                        label=label, think=trained.get("think", True) if think is None else think,
-                       mask=mask or trained.get("mask", "none"))
+                       mask=mask or trained.get("mask", "none"), guess_style=trained.get("guess_style", "upper"))

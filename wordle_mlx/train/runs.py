@@ -174,5 +174,6 @@ def keep_adapters(run_dir: Path, config: Config, step: int, elapsed_s: float) ->
     s = config.sampling
     start = training_minutes(config.model.adapter_path) if config.model.adapter_path else 0.0
     minutes = None if start is None else start + elapsed_s / 60
-    return checkpoint.keep_adapters(run_dir, step, {"prompt_format": s.prompt_format, "think": s.think, "mask": s.mask},
+    return checkpoint.keep_adapters(run_dir, step, {"prompt_format": s.prompt_format, "think": s.think, "mask": s.mask,
+                                                     "guess_style": s.guess_style},
                                     config.model.name, minutes)

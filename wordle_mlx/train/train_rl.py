@@ -277,7 +277,8 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
                                 f"{s.max_prompt_tokens}; raise it or use a shorter sampling.prompt_format")
         temps = [_temperature(s, rejected[i]) for i in active]
         hot_groups += sum(t != s.temperature for t in temps)
-        masks = {i: guided.mask_processor(tokenizer, s.mask if i < n_masked else "none", [t.guess for t in games[i].turns])
+        masks = {i: guided.mask_processor(tokenizer, s.mask if i < n_masked else "none",
+                                          [t.guess for t in games[i].turns], s.guess_style)
                  for i in active}
         samples = rollout.sample_groups(model, tokenizer, prompt_ids, s.num_generations, temps,
                                         s.max_new_tokens, s.top_p, rollout_stats, on_progress=report,
@@ -397,7 +398,8 @@ def greedy_report(model, tokenizer, config: Config, n: int, progress: bool = Fal
     """evaluate's report of greedy games on `n` fixed eval words (seed 0) in the run's answer format and mask."""
     secrets = wordlists.sample_split("eval", n, seed=0)
     policy = ModelPolicy(model, tokenizer, config.sampling.prompt_format, 0.0, config.sampling.max_new_tokens,
-                         think=config.sampling.think, label=meta.pop("label", "model"), mask=config.sampling.mask)
+                         think=config.sampling.think, label=meta.pop("label", "model"), mask=config.sampling.mask,
+                         guess_style=config.sampling.guess_style)
     return evaluate.evaluate(policy, secrets, progress=progress, **meta)
 
 
