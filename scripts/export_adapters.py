@@ -13,6 +13,11 @@ the runs it started from), which evaluation reports carry.
 writes one adapter whose weight update is the mean of the kept checkpoints' updates (exactly: a LoRA
 of the summed rank; `lora.average_adapters`), with the training minutes of the latest of them, and
 prints how far averaging the LoRA factors instead would land from that mean.
+
+    python -m scripts.export_adapters --distances adapters/START RUN/kept/step_0010 RUN/kept/step_0020
+
+prints how far apart their weight updates lie (Frobenius norm over all layers, relative to the first's
+update: how far training moved from a start and between checkpoints). Writes nothing.
 """
 
 from __future__ import annotations
@@ -52,13 +57,31 @@ def average(sources: list[Path], out: Path, dtype: str) -> int:
     return 0
 
 
+def distances(paths: list[Path]) -> int:
+    from wordle_mlx.model import lora
+
+    try:
+        table = lora.update_distances(paths)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    names = [p.name for p in paths]
+    width = max(len(n) for n in names)
+    print(f"weight-update distances, relative to {names[0]}'s update norm")
+    for name, row in zip(names, table):
+        print(f"{name:<{width}}  " + "  ".join(f"{d:7.2%}" for d in row))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--adapter", type=Path, help="a run's adapters/ (or checkpoint/) directory")
     source.add_argument("--average", nargs="+", type=Path, metavar="DIR",
                         help="two or more adapter directories (e.g. a run's kept/step_NNNN) to average")
-    parser.add_argument("--out", required=True, type=Path, help="the directory to write")
+    source.add_argument("--distances", nargs="+", type=Path, metavar="DIR",
+                        help="print how far apart these adapters' weight updates lie (relative to the first's)")
+    parser.add_argument("--out", type=Path, help="the directory to write (not with --distances)")
     parser.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16")
     args = parser.parse_args(argv)
 
@@ -66,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     from wordle_mlx.play.evaluate import training_minutes
     from wordle_mlx.play.policy import run_answer_settings
 
+    if args.distances:
+        return distances(args.distances)
+    if args.out is None:
+        parser.error("--out is required")
     if args.average:
         return average(args.average, args.out, args.dtype)
     settings = run_answer_settings(args.adapter)

@@ -240,6 +240,19 @@ class TestAverageAdapters(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "at least two"):
             lora.average_adapters([self.sources[0]], Path(self.tmp.name) / "avg")
 
+    def test_distances_are_relative_to_the_first_update(self):
+        table = lora.update_distances(self.sources)
+        self.assertEqual([table[i][i] for i in range(3)], [0.0] * 3)
+        self.assertAlmostEqual(table[0][1], table[1][0], places=6)
+        u = [lora.weight_updates(s) for s in self.sources]
+        norm = sum(float(mx.sum(v * v)) for v in u[0].values()) ** 0.5
+        want = sum(float(mx.sum((u[1][k] - u[2][k]) ** 2)) for k in u[1]) ** 0.5 / norm
+        self.assertAlmostEqual(table[1][2], want, places=5)
+        proc = subprocess.run([sys.executable, "-m", "scripts.export_adapters", "--distances", *map(str, self.sources)],
+                              cwd=ROOT, capture_output=True, text=True)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertIn(f"{table[1][2]:7.2%}", proc.stdout.splitlines()[2])
+
     def test_cli_averages_and_bad_input_is_one_error_line(self):
         out = Path(self.tmp.name) / "avg"
         proc = subprocess.run([sys.executable, "-m", "scripts.export_adapters", "--average",

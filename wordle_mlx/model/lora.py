@@ -13,6 +13,7 @@
   sources' updates (kept checkpoints of one run): mean_k A_k B_k = [A_1 .. A_K] [B_1; ..; B_K] / K,
   a LoRA of rank sum_k r_k. Averaging the factors instead (mean A times mean B) is not the mean
   of the players; the gap is reported.
+* `update_distances(paths)`: how far adapters' weight updates lie apart (relative to the first's).
 * `fuse_adapters(model, dequantize)`: merges W + scale * B^T A^T into plain linears (mlx-lm's
   `fuse`); on a quantized base, fused weights are re-quantized unless `dequantize=True`.
 """
@@ -213,6 +214,26 @@ def average_adapters(sources: list[str | Path], out: str | Path, dtype: str = "f
     (out / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     gap = (gap_num / gap_den) ** 0.5 if same_rank and gap_den > 0 else None
     return out, gap
+
+
+def weight_updates(path: str | Path) -> dict[str, mx.array]:
+    """An adapter directory's weight update per LoRA layer, A B (scale left out: (in, out) float32 each)."""
+    path = Path(path)
+    if not (path / ADAPTER_WEIGHTS).exists():
+        raise FileNotFoundError(f"adapter: {path} needs {ADAPTER_WEIGHTS}")
+    w = {k: v.astype(mx.float32) for k, v in mx.load(str(path / ADAPTER_WEIGHTS)).items()}
+    return {n[: -len(".lora_a")]: w[n] @ w[n[: -len(".lora_a")] + ".lora_b"] for n in w if n.endswith(".lora_a")}
+
+
+def update_distances(paths: list[str | Path]) -> list[list[float]]:
+    """Frobenius distances between the adapters' weight updates (over all layers), each divided by the
+    first adapter's update norm: [i][j] = ||U_i - U_j|| / ||U_0||. Raises ValueError on other layers."""
+    updates = [weight_updates(p) for p in paths]
+    for p, u in zip(paths[1:], updates[1:]):
+        if set(u) != set(updates[0]) or any(u[k].shape != updates[0][k].shape for k in u):
+            raise ValueError(f"distances: {p} has other LoRA layers than {paths[0]}")
+    norm = sum(float(mx.sum(v * v)) for v in updates[0].values()) ** 0.5 or 1.0
+    return [[sum(float(mx.sum((a[k] - b[k]) ** 2)) for k in a) ** 0.5 / norm for b in updates] for a in updates]
 
 
 def stored_training_minutes(path: str | Path) -> float | None:
