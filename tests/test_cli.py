@@ -110,7 +110,8 @@ class TestInterrupt(unittest.TestCase):
                "--set logging.run_name=chain --set sft.iters=500 --set sft.num_examples=8 --set sft.num_valid=2 "
                f"--set sft.max_seq_tokens=2048 && echo GRPO-STARTED")
         proc = subprocess.Popen(["bash", "-c", cmd], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
+                                start_new_session=True,  # SIGINT at its default, as in a terminal, even when these
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # tests run in background
         wait_for_steps(self.logs / "chain" / "metrics.jsonl", 1, proc)
         import os
 
