@@ -126,6 +126,12 @@ def save_adapters(model: nn.Module, path: str | Path, settings: LoraSettings | N
     return path
 
 
+def _require_adapter(path: Path) -> None:
+    """FileNotFoundError naming `path` unless it holds an adapter config and weights."""
+    if not (path / ADAPTER_CONFIG).exists() or not (path / ADAPTER_WEIGHTS).exists():
+        raise FileNotFoundError(f"adapter: {path} needs {ADAPTER_CONFIG} and {ADAPTER_WEIGHTS}")
+
+
 def export_adapters(src: str | Path, out: str | Path, dtype: str = "float16", answer_settings: dict | None = None,
                     base_model: str | None = None, training_minutes: float | None = None) -> Path:
     """Copy trained adapters (mlx-lm format) to `out` with the weights cast to `dtype` (float16 halves
@@ -133,8 +139,7 @@ def export_adapters(src: str | Path, out: str | Path, dtype: str = "float16", an
     adapter_config.json (`wordle_mlx.sampling`), so a shipped adapter directory stands alone; the
     training minutes behind them, when known, go to `wordle_mlx.training_minutes`."""
     src, out = Path(src), Path(out)
-    if not (src / ADAPTER_CONFIG).exists() or not (src / ADAPTER_WEIGHTS).exists():
-        raise FileNotFoundError(f"adapter: {src} needs {ADAPTER_CONFIG} and {ADAPTER_WEIGHTS}")
+    _require_adapter(src)
     if dtype not in ("float16", "bfloat16", "float32"):
         raise ValueError(f"dtype: expected float16, bfloat16 or float32, got {dtype!r}")
     weights = {k: v.astype(getattr(mx, dtype)) for k, v in mx.load(str(src / ADAPTER_WEIGHTS)).items()}
@@ -165,8 +170,7 @@ def average_adapters(sources: list[str | Path], out: str | Path, dtype: str = "f
         raise ValueError("average: give at least two adapter directories")
     configs, weights = [], []
     for src in sources:
-        if not (src / ADAPTER_CONFIG).exists() or not (src / ADAPTER_WEIGHTS).exists():
-            raise FileNotFoundError(f"adapter: {src} needs {ADAPTER_CONFIG} and {ADAPTER_WEIGHTS}")
+        _require_adapter(src)
         configs.append(json.loads((src / ADAPTER_CONFIG).read_text()))
         weights.append({k: v.astype(mx.float32) for k, v in mx.load(str(src / ADAPTER_WEIGHTS)).items()})
 
@@ -185,9 +189,11 @@ def average_adapters(sources: list[str | Path], out: str | Path, dtype: str = "f
     if any(not k.endswith((".lora_a", ".lora_b")) for k in weights[0]):
         raise ValueError(f"average: {sources[0]} holds weights that are not LoRA factors")
     k = len(sources)
+    names = sorted(n[: -len(".lora_a")] for n in weights[0] if n.endswith(".lora_a"))
+    ranks = [w[names[0] + ".lora_a"].shape[1] for w in weights]
+    same_rank = len(set(ranks)) == 1
     averaged, gap_num, gap_den = {}, 0.0, 0.0
-    same_rank = len({w[next(iter(w))].shape for w in weights}) == 1
-    for name in sorted(n[: -len(".lora_a")] for n in weights[0] if n.endswith(".lora_a")):
+    for name in names:
         a = [w[name + ".lora_a"] for w in weights]  # K x (in, r_k)
         b = [w[name + ".lora_b"] for w in weights]  # K x (r_k, out)
         averaged[name + ".lora_a"] = mx.concatenate(a, axis=1)  # (in, sum r)
@@ -197,7 +203,7 @@ def average_adapters(sources: list[str | Path], out: str | Path, dtype: str = "f
             factor_update = (sum(a) / k) @ (sum(b) / k)
             gap_num += float(mx.sum((factor_update - mean_update) ** 2))
             gap_den += float(mx.sum(mean_update ** 2))
-    rank = sum(w[next(n for n in w if n.endswith(".lora_a"))].shape[1] for w in weights)
+    rank = sum(ranks)
     config = json.loads(json.dumps(configs[0]))
     config["lora_parameters"]["rank"] = rank
     mine = config.setdefault("wordle_mlx", {})
@@ -262,8 +268,7 @@ def load_adapters(model: nn.Module, path: str | Path) -> nn.Module:
     from mlx_lm.tuner.utils import load_adapters as mlx_load_adapters
 
     path = Path(path)
-    if not (path / ADAPTER_CONFIG).exists() or not (path / ADAPTER_WEIGHTS).exists():
-        raise FileNotFoundError(f"adapter: {path} needs {ADAPTER_CONFIG} and {ADAPTER_WEIGHTS}")
+    _require_adapter(path)
     model = mlx_load_adapters(model, str(path))
     for _, m in lora_modules(model):
         m.lora_a, m.lora_b = m.lora_a.astype(mx.float32), m.lora_b.astype(mx.float32)

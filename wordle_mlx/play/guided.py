@@ -150,11 +150,7 @@ class AllowedWordsProcessor:
             return self._spelled_ids(inside)
         lt = inside.find("<")
         if lt >= 0:  # in the closing tag: continue it
-            word, tag = inside[:lt].strip(), inside[lt:]
-            if word.upper() not in self.words or not CLOSE.startswith(tag):
-                return None  # off the trie already (cannot happen under this processor): leave it
-            rest = CLOSE[len(tag):]
-            return np.array([i for i, p in self.close_tokens if rest.startswith(p)], dtype=np.int64)
+            return self._closing_ids(inside[:lt].strip(), inside[lt:])
         word = inside[1:] if inside.startswith(" ") else inside
         if word and (not self.is_open(word.upper()) or not (word.isupper() or word.islower())):
             return None
@@ -171,18 +167,22 @@ class AllowedWordsProcessor:
             ids += [i for i, p in self.close_tokens if CLOSE.startswith(p)]
         return np.array(ids, dtype=np.int64)
 
+    def _closing_ids(self, word: str, tag: str) -> np.ndarray | None:
+        """Inside the closing tag after `word`: the pieces that continue the tag; None when off the trie
+        already (cannot happen under this processor): left alone."""
+        if word.upper() not in self.words or not CLOSE.startswith(tag):
+            return None
+        rest = CLOSE[len(tag):]
+        return np.array([i for i, p in self.close_tokens if rest.startswith(p)], dtype=np.int64)
+
     def _spelled_ids(self, inside: str) -> np.ndarray | None:
         """`_allowed_ids` for spelled guesses: ` X` tokens that keep the letters on the trie, then the tag."""
         lt = inside.find("<")
         word = _spelled_word(inside[:lt] if lt >= 0 else inside)
         if word is None or (word and not (word.isupper() or word.islower())):
             return None
-        if lt >= 0:  # in the closing tag: continue it
-            tag = inside[lt:]
-            if word.upper() not in self.words or not CLOSE.startswith(tag):
-                return None
-            rest = CLOSE[len(tag):]
-            return np.array([i for i, p in self.close_tokens if rest.startswith(p)], dtype=np.int64)
+        if lt >= 0:
+            return self._closing_ids(word, inside[lt:])
         if word and not self.is_open(word.upper()):
             return None
         ids = [i for i, p in self.letter_tokens if len(p) == 2 and p[0] == " "

@@ -47,7 +47,8 @@ class ModelPolicy(Policy):
         if self.mask != "none":
             from wordle_mlx.play import guided
 
-            per_game = [[guided.mask_processor(self.tokenizer, self.mask, [t.guess for t in h], self.guess_style)] for h in histories]
+            per_game = [[guided.mask_processor(self.tokenizer, self.mask, [t.guess for t in h], self.guess_style)]
+                        for h in histories]
         groups = rollout.sample_groups(self.model, self.tokenizer, prompt_ids, 1, self.temperature, self.max_tokens,
                                        logits_processors=self.logits_processors, on_progress=self.on_progress,
                                        prompt_processors=per_game)
