@@ -91,6 +91,32 @@ class TestUpdate(unittest.TestCase):
         after = dict(tree_flatten(model.trainable_parameters()))
         self.assertTrue(all(np.array_equal(before[k], np.array(after[k])) for k in before))
 
+    def test_policy_gradient_is_the_step_the_update_takes(self):
+        model = lora_tiny()
+        seqs = [grpo.TrainSequence(PROMPT, [40, 41, 42, 2], 1.0), grpo.TrainSequence(PROMPT, [60, 61, 2], -0.5),
+                grpo.TrainSequence(PROMPT[:6], [50, 2], 0.7)]
+        grads, tokens = grpo.policy_gradient(model, seqs, self.settings())
+        self.assertEqual(tokens, 9)
+        before = dict(tree_flatten(model.trainable_parameters()))
+        import mlx.optimizers as optim
+        grpo.update(model, optim.SGD(learning_rate=1.0), seqs, self.settings())
+        after = dict(tree_flatten(model.trainable_parameters()))
+        for k, g in tree_flatten(grads):
+            np.testing.assert_allclose(np.array(before[k] - after[k]), np.array(g), atol=1e-6)
+
+    def test_policy_gradients_of_parts_add_up_to_the_whole(self):
+        model = lora_tiny()
+        seqs = [grpo.TrainSequence(PROMPT, [40 + i, 41, 2], float(i) - 1.5) for i in range(4)]
+        whole, tokens = grpo.policy_gradient(model, seqs, self.settings(), normalizer=1.0)
+        first, _ = grpo.policy_gradient(model, seqs[:1], self.settings(), normalizer=1.0)
+        rest, _ = grpo.policy_gradient(model, seqs[1:], self.settings(), normalizer=1.0)
+        for (k, w), (_, a), (_, b) in zip(tree_flatten(whole), tree_flatten(first), tree_flatten(rest)):
+            np.testing.assert_allclose(np.array(w), np.array(a + b), rtol=1e-4, atol=1e-5)
+
+    def test_policy_gradient_of_zero_advantages_is_none(self):
+        seqs = [grpo.TrainSequence(PROMPT, [40, 41, 2], 0.0)]
+        self.assertEqual(grpo.policy_gradient(lora_tiny(), seqs, self.settings()), (None, 0))
+
     def test_kl_to_the_reference_is_zero_without_adapter_change(self):
         model = tiny_model()
         lora.apply_lora(model, lora.LoraSettings(rank=4))  # lora_b = 0: policy == reference

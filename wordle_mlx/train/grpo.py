@@ -282,9 +282,7 @@ def update(model, optimizer: optim.Optimizer, seqs: Sequence[TrainSequence], set
     import time
 
     world = world or World()
-    if not settings.shared_prompt and any(s.allowed for s in seqs):
-        raise ValueError("a legal-move mask (sampling.mask) needs the shared-prompt update (training.shared_prompt)")
-    path = (_SharedPromptPath if settings.pack_groups else _OneGroupPath) if settings.shared_prompt else _ReferencePath
+    path = _path(seqs, settings)
     stats = UpdateStats()
     if settings.beta == 0:
         seqs = [s for s in seqs if s.advantage != 0.0]  # they would add exactly zero gradient
@@ -301,32 +299,16 @@ def update(model, optimizer: optim.Optimizer, seqs: Sequence[TrainSequence], set
     normalizer = global_tokens / world.size
 
     start = time.perf_counter()
-    refs: list[mx.array | None] = [None] * len(chunks)
+    refs = _reference_logprobs(model, path, chunks, settings)
     olds: list[mx.array | None] = [None] * len(chunks)
-    if settings.beta > 0 and chunks:
-        ref_weights = settings.reference_adapters
-        with lora.adapters_swapped(model, ref_weights) if ref_weights is not None else lora.adapters_disabled(model):
-            refs = [mx.stop_gradient(path.logprobs(model, c, settings.temperature)) for c in chunks]
-            mx.eval(refs)
     if settings.num_iterations > 1 and chunks:
         olds = [mx.stop_gradient(path.logprobs(model, c, settings.temperature)) for c in chunks]
         mx.eval(olds)
     stats.logprob_s = time.perf_counter() - start
 
-    loss_and_grad = nn.value_and_grad(model, path.loss)
     for _ in range(settings.num_iterations):
         start = time.perf_counter()
-        grads, loss_sum, kl_sum, clipped, counted = None, 0.0, 0.0, 0.0, 0.0
-        for chunk, ref, old in zip(chunks, refs, olds):
-            (loss, (kl, n_clip, n_tok)), g = loss_and_grad(
-                model, *path.args(chunk), old, ref, settings.temperature, settings.epsilon, settings.epsilon_high,
-                settings.beta, normalizer)
-            grads = g if grads is None else tree_map(mx.add, grads, g)
-            mx.eval(grads, loss, kl, n_clip, n_tok)
-            loss_sum += float(loss)
-            kl_sum += float(kl)
-            clipped += float(n_clip)
-            counted += float(n_tok)
+        grads, loss_sum, kl_sum, clipped, counted = _gradient(model, path, chunks, olds, refs, settings, normalizer)
         if grads is None:  # no sequences on this rank: a zero contribution to the average
             grads = tree_map(mx.zeros_like, model.trainable_parameters())
         grads = world.average_gradients(grads)
@@ -341,6 +323,60 @@ def update(model, optimizer: optim.Optimizer, seqs: Sequence[TrainSequence], set
         stats.kl = kl_sum / max(counted, 1.0)
         stats.clip_fraction = clipped / max(counted, 1.0)
     return stats
+
+
+def policy_gradient(model, seqs: Sequence[TrainSequence], settings: UpdateSettings, pad_id: int = 0,
+                    normalizer: float | None = None) -> tuple[dict | None, int]:
+    """(gradient, completion tokens): the gradient the update's first iteration takes over `seqs`,
+    before clipping and the optimizer; the loss is the sum over their completion tokens divided by
+    `normalizer` (default: that token count, as one update over them alone). (None, 0) when no
+    sequence has a token to score (every advantage zero, with beta = 0)."""
+    path = _path(seqs, settings)
+    if settings.beta == 0:
+        seqs = [s for s in seqs if s.advantage != 0.0]
+    chunks = [path.make(c, pad_id) for c in path.split(seqs, settings.loss_batch_size)] if seqs else []
+    tokens = int(sum(path.targets(c) for c in chunks))
+    if tokens == 0:
+        return None, 0
+    refs = _reference_logprobs(model, path, chunks, settings)
+    grads = _gradient(model, path, chunks, [None] * len(chunks), refs, settings, normalizer or float(tokens))[0]
+    return grads, tokens
+
+
+def _path(seqs: Sequence[TrainSequence], settings: UpdateSettings):
+    if not settings.shared_prompt and any(s.allowed for s in seqs):
+        raise ValueError("a legal-move mask (sampling.mask) needs the shared-prompt update (training.shared_prompt)")
+    return (_SharedPromptPath if settings.pack_groups else _OneGroupPath) if settings.shared_prompt else _ReferencePath
+
+
+def _reference_logprobs(model, path, chunks: list, settings: UpdateSettings) -> list[mx.array | None]:
+    """Per chunk, the KL reference's log-probs (beta > 0), else None."""
+    if settings.beta == 0 or not chunks:
+        return [None] * len(chunks)
+    ref_weights = settings.reference_adapters
+    with lora.adapters_swapped(model, ref_weights) if ref_weights is not None else lora.adapters_disabled(model):
+        refs = [mx.stop_gradient(path.logprobs(model, c, settings.temperature)) for c in chunks]
+        mx.eval(refs)
+    return refs
+
+
+def _gradient(model, path, chunks: list, olds: list, refs: list, settings: UpdateSettings,
+              normalizer: float) -> tuple[dict | None, float, float, float, float]:
+    """Summed gradient of the chunks' losses (each its token sum / normalizer), evaluated chunk by chunk;
+    also the loss, the KL sum, clipped and scored token counts."""
+    loss_and_grad = nn.value_and_grad(model, path.loss)
+    grads, loss_sum, kl_sum, clipped, counted = None, 0.0, 0.0, 0.0, 0.0
+    for chunk, ref, old in zip(chunks, refs, olds):
+        (loss, (kl, n_clip, n_tok)), g = loss_and_grad(
+            model, *path.args(chunk), old, ref, settings.temperature, settings.epsilon, settings.epsilon_high,
+            settings.beta, normalizer)
+        grads = g if grads is None else tree_map(mx.add, grads, g)
+        mx.eval(grads, loss, kl, n_clip, n_tok)
+        loss_sum += float(loss)
+        kl_sum += float(kl)
+        clipped += float(n_clip)
+        counted += float(n_tok)
+    return grads, loss_sum, kl_sum, clipped, counted
 
 
 def make_optimizer(learning_rate: float, steps: int, warmup_steps: int, weight_decay: float) -> optim.Optimizer:

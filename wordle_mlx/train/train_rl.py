@@ -258,6 +258,7 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
     guide_advantages: list[float] = []
     out_of_turns = [False] * len(games)
     seqs: list[grpo.TrainSequence] = []
+    seq_games: list[int] = []  # the game each sequence came from
     records = []  # (game index, state, completion, breakdown, advantage, rejected answers so far)
     groups = zero_groups = resampled = turns_played = consistent_groups = hot_groups = 0
     max_guesses = max((g.max_guesses for g in games), default=6)
@@ -306,6 +307,7 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
             if extra is not None:  # one more member: the solver's answer, normalised with the group
                 seqs.append(grpo.TrainSequence(prompt, extra.tokens, float(advantages[-1]),
                                                masked_ids(masks[i], prompt, extra.tokens)))
+                seq_games.append(i)
                 guide_advantages.append(float(advantages[-1]))
                 scored, advantages = scored[:-1], advantages[:-1]
             groups += 1
@@ -314,6 +316,7 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
             curriculum.update(scored)
             for c, b, a in zip(group, scored, advantages):
                 seqs.append(grpo.TrainSequence(prompt, c.tokens, float(a), masked_ids(masks[i], prompt, c.tokens)))
+                seq_games.append(i)
                 records.append((i, state, c, b, float(a), list(rejected[i])))
             best = _best_valid(scored) if by_best else None
             if best is not None:
@@ -328,7 +331,8 @@ def play_step(model, tokenizer, states: list[GameState], config: Config, curricu
                     rejected[i].append(answer.upper())
             out_of_turns[i] = len(games[i].turns) + len(rejected[i]) >= games[i].max_guesses  # some spent on invalid answers
             turns_played += 1
-    return {"games": games, "ended_invalid": ended_invalid, "rejected": rejected, "seqs": seqs, "records": records,
+    return {"games": games, "ended_invalid": ended_invalid, "rejected": rejected, "seqs": seqs, "seq_games": seq_games,
+            "records": records,
             "groups": groups,
             "zero_groups": zero_groups, "resampled": resampled, "turns_played": turns_played,
             "consistent_groups": consistent_groups, "hot_groups": hot_groups, "guide_advantages": guide_advantages,
@@ -448,6 +452,21 @@ def _report_trim(console, dropped: dict[str, int], step: int) -> None:
                       + ", ".join(f"{k} lost {v} line(s)" for k, v in lost.items()))
 
 
+def update_settings(config: Config, model, reference: dict | None) -> grpo.UpdateSettings:
+    """The update's settings from the config; `auto` loss chunks sized by the loaded model and free memory."""
+    t, s = config.training, config.sampling
+
+    def sized_by_memory() -> int:
+        arch, free = memory.loaded_model_sizes(model, t.memory_limit_gb)
+        return memory.auto_loss_batch_size(arch, s.max_prompt_tokens, s.max_new_tokens, s.num_generations, free)
+
+    chunk_rows = memory.resolve_rows(t.loss_batch_size, memory.CPU_LOSS_BATCH, sized_by_memory)
+    return grpo.UpdateSettings(temperature=s.temperature, epsilon=t.epsilon, epsilon_high=t.epsilon_high, beta=t.beta,
+                               num_iterations=t.num_iterations, loss_batch_size=chunk_rows,
+                               max_grad_norm=t.max_grad_norm, shared_prompt=t.shared_prompt,
+                               reference_adapters=reference)
+
+
 def prepare_run(config: Config, resume: str | Path | None, world: World | None = None) -> tuple[Config, Path]:
     return runs.prepare_run(config, resume, "", TrainingError, world)
 
@@ -492,17 +511,8 @@ def train(config: Config, resume: str | Path | None = None, console=None) -> Pat
             tracker.finish()
         return run_dir
     trainable, total = lora.count_parameters(model)
-    s = config.sampling
-
-    def sized_by_memory() -> int:
-        arch, free = memory.loaded_model_sizes(model, t.memory_limit_gb)
-        return memory.auto_loss_batch_size(arch, s.max_prompt_tokens, s.max_new_tokens, s.num_generations, free)
-
-    chunk_rows = memory.resolve_rows(t.loss_batch_size, memory.CPU_LOSS_BATCH, sized_by_memory)
-    settings = grpo.UpdateSettings(temperature=config.sampling.temperature, epsilon=t.epsilon,
-                                   epsilon_high=t.epsilon_high, beta=t.beta, num_iterations=t.num_iterations,
-                                   loss_batch_size=chunk_rows, max_grad_norm=t.max_grad_norm,
-                                   shared_prompt=t.shared_prompt, reference_adapters=reference)
+    settings = update_settings(config, model, reference)
+    chunk_rows = settings.loss_batch_size
     memory.set_limits(t.memory_limit_gb)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     if main:
