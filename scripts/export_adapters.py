@@ -17,7 +17,8 @@ prints how far averaging the LoRA factors instead would land from that mean.
     python -m scripts.export_adapters --distances adapters/START RUN/kept/step_0010 RUN/kept/step_0020
 
 prints how far apart their weight updates lie (Frobenius norm over all layers, relative to the first's
-update: how far training moved from a start and between checkpoints). Writes nothing.
+update: how far training moved from a start and between checkpoints) and, for three or more, the
+cosines between successive increments (does the run keep a direction?). Writes nothing.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def distances(paths: list[Path]) -> int:
 
     try:
         table = lora.update_distances(paths)
+        gram = lora.update_gram(paths)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -70,6 +72,12 @@ def distances(paths: list[Path]) -> int:
     print(f"weight-update distances, relative to {names[0]}'s update norm")
     for name, row in zip(names, table):
         print(f"{name:<{width}}  " + "  ".join(f"{d:7.2%}" for d in row))
+    if len(paths) >= 3:
+        steps = [f"{a.name}->{b.name}" for a, b in zip(paths, paths[1:])]
+        width = max(len(s) for s in steps)
+        print("cosines between successive increments (1: the same direction, ~0: a random walk's steps)")
+        for step, row in zip(steps, lora.increment_cosines(gram)):
+            print(f"{step:<{width}}  " + "  ".join(f"{c:+6.2f}" for c in row))
     return 0
 
 

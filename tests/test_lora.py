@@ -6,6 +6,7 @@ import unittest
 from pathlib import Path
 
 import mlx.core as mx
+import numpy as np
 import mlx.nn as nn
 import mlx_lm
 from mlx.utils import tree_flatten
@@ -252,6 +253,32 @@ class TestAverageAdapters(unittest.TestCase):
                               cwd=ROOT, capture_output=True, text=True)
         self.assertEqual(proc.returncode, 0, proc.stderr)
         self.assertIn(f"{table[1][2]:7.2%}", proc.stdout.splitlines()[2])
+
+    def walk(self, steps: list[float]) -> list[Path]:
+        """Adapters whose lora_b moves along one fixed direction by the given amounts."""
+        model, _ = mlx_lm.load(str(self.model_dir))
+        lora.apply_lora(model, lora.LoraSettings(rank=4, alpha=8, targets=("q", "v", "down")))
+        perturb(model, seed=0)
+        start = {n: (m.lora_b, mx.random.normal(m.lora_b.shape)) for n, m in lora.lora_modules(model)}
+        out = []
+        for i, t in enumerate(steps):
+            for n, m in lora.lora_modules(model):
+                m.lora_b = start[n][0] + t * start[n][1]
+            out.append(lora.save_adapters(model, Path(self.tmp.name) / f"walk_{i}"))
+        return out
+
+    def test_increments_along_one_direction_have_cosine_one_and_back_minus_one(self):
+        cos = lora.increment_cosines(lora.update_gram(self.walk([0.0, 1.0, 3.0, 2.0])))
+        np.testing.assert_allclose(cos, [[1, 1, -1], [1, 1, -1], [-1, -1, 1]], atol=1e-3)
+        proc = subprocess.run([sys.executable, "-m", "scripts.export_adapters", "--distances",
+                               *map(str, self.walk([0.0, 1.0, 3.0]))], cwd=ROOT, capture_output=True, text=True)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertRegex(proc.stdout, r"walk_0->walk_1 +\+1\.00 +\+1\.00")
+
+    def test_the_gram_from_factors_is_the_gram_of_the_updates(self):
+        u = [lora.weight_updates(s) for s in self.sources]
+        want = [[sum(float(mx.sum(a[k] * b[k])) for k in a) for b in u] for a in u]
+        np.testing.assert_allclose(lora.update_gram(self.sources), want, rtol=1e-4, atol=1e-5)
 
     def test_cli_averages_and_bad_input_is_one_error_line(self):
         out = Path(self.tmp.name) / "avg"

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import mlx.core as mx
 import mlx.nn as nn
+import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
 TARGET_MODULES = {
@@ -231,15 +232,49 @@ def weight_updates(path: str | Path) -> dict[str, mx.array]:
     return {n[: -len(".lora_a")]: w[n] @ w[n[: -len(".lora_a")] + ".lora_b"] for n in w if n.endswith(".lora_a")}
 
 
+def update_gram(paths: list[str | Path]) -> np.ndarray:
+    """(K, K) inner products <U_i, U_j> of the adapters' weight updates U = A B over all layers, from the
+    factors: <A1 B1, A2 B2> = sum((A1^T A2) * (B1 B2^T)), so no (in, out) update is ever formed.
+    Raises ValueError when the adapters hold other LoRA layers."""
+    factors = []
+    for p in paths:
+        if not (Path(p) / ADAPTER_WEIGHTS).exists():
+            raise FileNotFoundError(f"adapter: {p} needs {ADAPTER_WEIGHTS}")
+        w = {k: np.array(v.astype(mx.float32), dtype=np.float64) for k, v in mx.load(str(Path(p) / ADAPTER_WEIGHTS)).items()}
+        factors.append({n[: -len(".lora_a")]: (w[n], w[n[: -len(".lora_a")] + ".lora_b"])
+                        for n in w if n.endswith(".lora_a")})
+    first = factors[0]
+    for p, f in zip(paths[1:], factors[1:]):
+        if set(f) != set(first) or any(f[k][0].shape[0] != first[k][0].shape[0]
+                                       or f[k][1].shape[1] != first[k][1].shape[1] for k in f):
+            raise ValueError(f"distances: {p} has other LoRA layers than {paths[0]}")
+    gram = np.zeros((len(paths), len(paths)))
+    for i, fi in enumerate(factors):
+        for j in range(i, len(paths)):
+            fj = factors[j]
+            gram[i, j] = gram[j, i] = sum(float(np.sum((fi[k][0].T @ fj[k][0]) * (fi[k][1] @ fj[k][1].T))) for k in fi)
+    return gram
+
+
 def update_distances(paths: list[str | Path]) -> list[list[float]]:
     """Frobenius distances between the adapters' weight updates (over all layers), each divided by the
     first adapter's update norm: [i][j] = ||U_i - U_j|| / ||U_0||. Raises ValueError on other layers."""
-    updates = [weight_updates(p) for p in paths]
-    for p, u in zip(paths[1:], updates[1:]):
-        if set(u) != set(updates[0]) or any(u[k].shape != updates[0][k].shape for k in u):
-            raise ValueError(f"distances: {p} has other LoRA layers than {paths[0]}")
-    norm = sum(float(mx.sum(v * v)) for v in updates[0].values()) ** 0.5 or 1.0
-    return [[sum(float(mx.sum((a[k] - b[k]) ** 2)) for k in a) ** 0.5 / norm for b in updates] for a in updates]
+    gram = update_gram(paths)
+    squared = np.diag(gram)[:, None] + np.diag(gram)[None, :] - 2 * gram
+    return (np.sqrt(np.clip(squared, 0, None)) / (np.sqrt(gram[0, 0]) or 1.0)).tolist()
+
+
+def increment_cosines(gram: np.ndarray) -> np.ndarray:
+    """(K-1, K-1) cosines between the successive increments U_{i+1} - U_i of K updates, from their Gram
+    matrix: 1 for a run that keeps its direction, about 0 for a random walk's non-overlapping steps."""
+    k = len(gram)
+    step = np.zeros((k - 1, k))  # row i: the increment i -> i+1 as a combination of the updates
+    step[np.arange(k - 1), np.arange(1, k)] = 1.0
+    step[np.arange(k - 1), np.arange(k - 1)] = -1.0
+    inc = step @ gram @ step.T
+    norms = np.sqrt(np.clip(np.diag(inc), 0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.outer(norms, norms) > 0, inc / np.outer(norms, norms), 0.0)
 
 
 def stored_training_minutes(path: str | Path) -> float | None:
