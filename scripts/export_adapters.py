@@ -62,7 +62,6 @@ def distances(paths: list[Path]) -> int:
     from wordle_mlx.model import lora
 
     try:
-        table = lora.update_distances(paths)
         gram = lora.update_gram(paths)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -70,7 +69,7 @@ def distances(paths: list[Path]) -> int:
     names = [p.name for p in paths]
     width = max(len(n) for n in names)
     print(f"weight-update distances, relative to {names[0]}'s update norm")
-    for name, row in zip(names, table):
+    for name, row in zip(names, lora.gram_distances(gram)):
         print(f"{name:<{width}}  " + "  ".join(f"{d:7.2%}" for d in row))
     if len(paths) >= 3:
         steps = [f"{a.name}->{b.name}" for a, b in zip(paths, paths[1:])]

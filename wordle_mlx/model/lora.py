@@ -13,7 +13,9 @@
   sources' updates (kept checkpoints of one run): mean_k A_k B_k = [A_1 .. A_K] [B_1; ..; B_K] / K,
   a LoRA of rank sum_k r_k. Averaging the factors instead (mean A times mean B) is not the mean
   of the players; the gap is reported.
-* `update_distances(paths)`: how far adapters' weight updates lie apart (relative to the first's).
+* `update_distances(paths)`: how far adapters' weight updates lie apart (relative to the first's), from
+  their Gram matrix (`update_gram`, computed from the factors); `increment_cosines`: whether
+  successive checkpoints keep a direction.
 * `fuse_adapters(model, dequantize)`: merges W + scale * B^T A^T into plain linears (mlx-lm's
   `fuse`); on a quantized base, fused weights are re-quantized unless `dequantize=True`.
 """
@@ -259,7 +261,11 @@ def update_gram(paths: list[str | Path]) -> np.ndarray:
 def update_distances(paths: list[str | Path]) -> list[list[float]]:
     """Frobenius distances between the adapters' weight updates (over all layers), each divided by the
     first adapter's update norm: [i][j] = ||U_i - U_j|| / ||U_0||. Raises ValueError on other layers."""
-    gram = update_gram(paths)
+    return gram_distances(update_gram(paths))
+
+
+def gram_distances(gram: np.ndarray) -> list[list[float]]:
+    """`update_distances` from the updates' Gram matrix (K, K)."""
     squared = np.diag(gram)[:, None] + np.diag(gram)[None, :] - 2 * gram
     return (np.sqrt(np.clip(squared, 0, None)) / (np.sqrt(gram[0, 0]) or 1.0)).tolist()
 

@@ -282,15 +282,11 @@ def update(model, optimizer: optim.Optimizer, seqs: Sequence[TrainSequence], set
     import time
 
     world = world or World()
-    path = _path(seqs, settings)
+    path, chunked, chunks = _chunks_of(seqs, settings, pad_id)
     stats = UpdateStats()
-    if settings.beta == 0:
-        seqs = [s for s in seqs if s.advantage != 0.0]  # they would add exactly zero gradient
-    chunked = path.split(seqs, settings.loss_batch_size) if seqs else []
-    chunks = [path.make(c, pad_id) for c in chunked]
     local_tokens = float(sum(path.targets(c) for c in chunks))
     global_tokens = world.all_sum([local_tokens])[0]
-    stats.tokens, stats.sequences, stats.chunks = int(local_tokens), len(seqs), len(chunks)
+    stats.tokens, stats.sequences, stats.chunks = int(local_tokens), sum(map(len, chunked)), len(chunks)
     stats.processed_tokens = sum(path.processed(c) for c in chunks)
     stats.forward_passes = sum(path.passes(c) for c in chunks)
     stats.groups_per_chunk = sum(len({tuple(s.prompt) for s in c}) for c in chunked) / max(len(chunked), 1)
@@ -331,10 +327,7 @@ def policy_gradient(model, seqs: Sequence[TrainSequence], settings: UpdateSettin
     before clipping and the optimizer; the loss is the sum over their completion tokens divided by
     `normalizer` (default: that token count, as one update over them alone). (None, 0) when no
     sequence has a token to score (every advantage zero, with beta = 0)."""
-    path = _path(seqs, settings)
-    if settings.beta == 0:
-        seqs = [s for s in seqs if s.advantage != 0.0]
-    chunks = [path.make(c, pad_id) for c in path.split(seqs, settings.loss_batch_size)] if seqs else []
+    path, _, chunks = _chunks_of(seqs, settings, pad_id)
     tokens = int(sum(path.targets(c) for c in chunks))
     if tokens == 0:
         return None, 0
@@ -343,10 +336,16 @@ def policy_gradient(model, seqs: Sequence[TrainSequence], settings: UpdateSettin
     return grads, tokens
 
 
-def _path(seqs: Sequence[TrainSequence], settings: UpdateSettings):
+def _chunks_of(seqs: Sequence[TrainSequence], settings: UpdateSettings, pad_id: int) -> tuple[type, list, list]:
+    """(loss path, chunks of sequences, their model inputs); with beta = 0 the sequences of zero
+    advantage are left out (they would add exactly zero gradient)."""
     if not settings.shared_prompt and any(s.allowed for s in seqs):
         raise ValueError("a legal-move mask (sampling.mask) needs the shared-prompt update (training.shared_prompt)")
-    return (_SharedPromptPath if settings.pack_groups else _OneGroupPath) if settings.shared_prompt else _ReferencePath
+    path = (_SharedPromptPath if settings.pack_groups else _OneGroupPath) if settings.shared_prompt else _ReferencePath
+    if settings.beta == 0:
+        seqs = [s for s in seqs if s.advantage != 0.0]
+    chunked = path.split(seqs, settings.loss_batch_size) if seqs else []
+    return path, chunked, [path.make(c, pad_id) for c in chunked]
 
 
 def _reference_logprobs(model, path, chunks: list, settings: UpdateSettings) -> list[mx.array | None]:
