@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                 f = evaluate.first_divergence(*reports)
                 if f["diverged"]:
                     print(f"first different attempt ({f['diverged']} games; {f['identical']} identical): {names[1]}'s "
-                          f"worth more in {f['b_higher']}, less in {f['b_lower']} (mean value {f['mean_a']:.3f} -> "
+                          f"worth more in {f['b_higher']}, less in {f['b_lower']} (sign test p = {f['p_value']:.2g}; mean value {f['mean_a']:.3f} -> "
                           f"{f['mean_b']:.3f}; the frequent solver's word {f['a_frequent']} -> {f['b_frequent']})")
         return 0
 

@@ -175,6 +175,22 @@ class TestIntervals(unittest.TestCase):
         b["games"][0] = {"secret": "crane", "guesses": ["trace", "xxxxx"], "feedback": [feedback("trace", "crane"), None]}
         self.assertEqual(evaluate.first_divergence(a, b)["mean_b"], 0.0)  # an invalid attempt is worth nothing
 
+    def test_first_divergence_tests_worth_more_against_worth_less(self):
+        from wordle_mlx.wordle import solvers
+        from wordle_mlx.wordle.game import feedback
+
+        best = solvers.make_policy("frequent").guess([])  # the frequent solver's opener: worth more than a gray-heavy one
+        game = lambda secret, first: {"secret": secret, "guesses": [first],  # noqa: E731
+                                      "feedback": [feedback(first, secret)]}
+        secrets = [w for w in ("crane", "moist", "plumb", "fjord", "gawky", "vivid", "shelf", "tryst")]
+        a = {"games": [game(s, "fuzzy") for s in secrets]}
+        b = {"games": [game(s, best) for s in secrets]}
+        result = evaluate.first_divergence(a, b)
+        self.assertEqual((result["b_higher"], result["b_lower"]), (8, 0))
+        self.assertAlmostEqual(result["p_value"], 2 / 2 ** 8)
+        self.assertAlmostEqual(evaluate.first_divergence(b, a)["p_value"], result["p_value"])
+        self.assertEqual(evaluate.first_divergence(a, a)["p_value"], 1.0)  # nothing diverges: no evidence
+
     def test_paired_consistency_of_a_small_difference_is_chance(self):
         a, b = self.paired_games([True, False] * 20, [True, False] * 19 + [True, True])
         self.assertGreater(evaluate.paired_consistency(a, b, permutations=2000)["p_value"], 0.5)

@@ -191,6 +191,32 @@ class TestPlots(unittest.TestCase):
                 fig = plots.plot_curve([report(10, 120, "allowed_new"), report(20, 131, "allowed_new")], "x.png", [start])
             lines = fig.axes[1].get_lines()
             self.assertEqual(list(lines[0].get_xdata()), [0.0, 30.0, 60.0])  # the start at 0, then the run's minutes
+            self.assertEqual(len(fig.axes[2].get_lines()), 1)  # reports without games: only the 50% line
+            plt.close(fig)
+
+    def test_the_curve_pairs_each_checkpoint_with_the_start_at_the_first_different_attempt(self):
+        import matplotlib.pyplot as plt
+        from wordle_mlx.wordle import solvers
+        from wordle_mlx.wordle.game import feedback
+
+        best = solvers.make_policy("frequent").guess([])
+        games = lambda first, k: [{"secret": s, "guesses": [first if i < k else "fuzzy"],  # noqa: E731
+                                   "feedback": [feedback(first if i < k else "fuzzy", s)]}
+                                  for i, s in enumerate(["crane", "moist", "plumb", "fjord"])]
+        with tempfile.TemporaryDirectory() as tmp:
+            run = Path(tmp) / "grpo"
+            run.mkdir()
+            (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "elapsed_s": 60.0 * s}) + "\n"
+                                                       for s in range(1, 21)))
+            report = lambda step, k: {"adapter": str(run / "kept" / f"step_{step:04d}"), "mask": "allowed_new",  # noqa: E731
+                                      "wins": 1, "n_games": 4, "consistent_rate": 0.3, "games": games(best, k)}
+            start = {"adapter": "adapters/x", "mask": "allowed_new", "wins": 1, "n_games": 4, "consistent_rate": 0.3,
+                     "games": games("fuzzy", 0)}
+            with mock.patch.object(plots, "_save", side_effect=lambda fig, out: fig):
+                fig = plots.plot_curve([report(10, 1), report(20, 4)], "x.png", [start])
+            share = [line for line in fig.axes[2].get_lines() if len(line.get_xdata()) == 2][0]
+            self.assertEqual(list(share.get_xdata()), [10.0, 20.0])
+            self.assertEqual(list(share.get_ydata()), [100.0, 100.0])  # every diverged game: the checkpoint's worth more
             plt.close(fig)
 
     def test_sft_loss_png(self):

@@ -237,8 +237,11 @@ def _kept_point(report: dict) -> tuple[str, float]:
 def plot_curve(reports: list[dict], out: str | Path, starts: Sequence[dict] = (), title: str | None = None) -> Path:
     """Learning curves for reading, not picking: wins (95% Wilson intervals) and consistent guesses of a
     run's kept checkpoints against the run's training minutes, one line per run and play mode (free or
-    the mask); `starts`: the start's reports, drawn at 0 minutes on every line of their play mode."""
-    from wordle_mlx.play.evaluate import wilson_interval
+    the mask); `starts`: the start's reports, drawn at 0 minutes on every line of their play mode. Where
+    a start report and the checkpoint's have their games, a third panel pairs them at each game's first
+    different attempt (`evaluate.first_divergence`): the share of those games where the checkpoint's
+    attempt is worth more for winning than the start's (ties left out; 50% = no better)."""
+    from wordle_mlx.play.evaluate import first_divergence, wilson_interval
 
     series: dict[tuple[str, str], list[tuple[float, dict]]] = {}
     for r in reports:
@@ -246,20 +249,39 @@ def plot_curve(reports: list[dict], out: str | Path, starts: Sequence[dict] = ()
         series.setdefault((run, r.get("mask", "none")), []).append((minutes, r))
     if not series:
         raise PlotError("no reports to plot")
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
     for (run, mask), points in sorted(series.items()):
+        label = f"{run}, {'free' if mask == 'none' else mask}"
+        paired = [s for s in starts if s.get("mask", "none") == mask and "games" in s]
+        if paired:
+            xs, share, lo, hi = [], [], [], []
+            for minutes, r in sorted(points, key=lambda p: p[0]):
+                if "games" not in r:
+                    continue
+                d = first_divergence(paired[0], r)
+                n = d["b_higher"] + d["b_lower"]
+                if n:
+                    low, high = wilson_interval(d["b_higher"], n)
+                    xs.append(minutes)
+                    share.append(100 * d["b_higher"] / n)
+                    lo.append(max(share[-1] - 100 * low, 0.0))
+                    hi.append(max(100 * high - share[-1], 0.0))
+            if xs:
+                axes[2].errorbar(xs, share, yerr=[lo, hi], marker="o", capsize=3, label=label)
         points = sorted([(0.0, s) for s in starts if s.get("mask", "none") == mask] + points, key=lambda p: p[0])
         xs = [m for m, _ in points]
         wins = np.array([100 * r["wins"] / r["n_games"] for _, r in points])
         lo, hi = zip(*(wilson_interval(r["wins"], r["n_games"]) for _, r in points))
-        label = f"{run}, {'free' if mask == 'none' else mask}"
-        axes[0].errorbar(xs, wins, yerr=[wins - 100 * np.array(lo), 100 * np.array(hi) - wins], marker="o",
+        axes[0].errorbar(xs, wins, yerr=np.maximum([wins - 100 * np.array(lo), 100 * np.array(hi) - wins], 0), marker="o",
                          capsize=3, label=label)
         axes[1].plot(xs, [100 * (r.get("consistent_rate") or 0.0) for _, r in points], marker="o", label=label)
-    for ax, name in ((axes[0], "wins (% of the eval words, 95% interval)"), (axes[1], "consistent guesses (%)")):
+    axes[2].axhline(50, color="grey", linestyle="--", linewidth=1)
+    for ax, name in ((axes[0], "wins (% of the eval words, 95% interval)"), (axes[1], "consistent guesses (%)"),
+                     (axes[2], "first different attempt worth more\nthan the start's (% of games, 95% interval)")):
         ax.set_xlabel("training minutes after the start (this machine)")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.suptitle(title or "Kept checkpoints of a run (for reading, not for picking)")
     return _save(fig, out)

@@ -358,7 +358,8 @@ def first_divergence(a: dict, b: dict) -> dict:
     attempt now), whose attempt is worth more for winning (`wordle.value`: the frequent solver's mean score
     playing on after it; an invalid attempt is worth 0): games identical, diverged, B's attempt worth more /
     less / the same, the mean value of each side's attempts, and how often each played the frequent
-    solver's word there. Games whose shared turns no answer fits are left out."""
+    solver's word there, and the exact two-sided sign test of worth more against worth less (`p_value`, ties
+    left out). Games whose shared turns no answer fits are left out."""
     from wordle_mlx.wordle import solvers, value
 
     frequent = solvers.make_policy("frequent")
@@ -393,6 +394,7 @@ def first_divergence(a: dict, b: dict) -> dict:
         out["b_frequent"] += gb["guesses"][k].lower() == choice
     out["mean_a"] = float(np.mean(values_a)) if values_a else None
     out["mean_b"] = float(np.mean(values_b)) if values_b else None
+    out["p_value"] = mcnemar_p(out["b_higher"], out["b_lower"])
     return out
 
 
