@@ -182,7 +182,7 @@ class TestIntervals(unittest.TestCase):
         best = solvers.make_policy("frequent").guess([])  # the frequent solver's opener: worth more than a gray-heavy one
         game = lambda secret, first: {"secret": secret, "guesses": [first],  # noqa: E731
                                       "feedback": [feedback(first, secret)]}
-        secrets = [w for w in ("crane", "moist", "plumb", "fjord", "gawky", "vivid", "shelf", "tryst")]
+        secrets = ("crane", "moist", "plumb", "fjord", "gawky", "vivid", "shelf", "tryst")
         a = {"games": [game(s, "fuzzy") for s in secrets]}
         b = {"games": [game(s, best) for s in secrets]}
         result = evaluate.first_divergence(a, b)

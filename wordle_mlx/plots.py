@@ -234,6 +234,29 @@ def _kept_point(report: dict) -> tuple[str, float]:
     return run.name, line["elapsed_s"] / 60
 
 
+def _percent_bars(hits: Sequence[int], totals: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(percentages (N,), their 95% Wilson error bars (2, N)) for errorbar()."""
+    from wordle_mlx.play.evaluate import wilson_interval
+
+    pct = np.array([100 * h / n for h, n in zip(hits, totals)])
+    bounds = 100 * np.array([wilson_interval(h, n) for h, n in zip(hits, totals)]).T  # (2, N) low, high
+    return pct, np.maximum([pct - bounds[0], bounds[1] - pct], 0)  # >= 0: float rounding at 0% or 100%
+
+
+def _worth_more_counts(start: dict, points: list[tuple[float, dict]]) -> tuple[list[float], list[int], list[int]]:
+    """(minutes, worth-more games, parted games without ties) of each checkpoint with games against `start`."""
+    from wordle_mlx.play.evaluate import first_divergence
+
+    xs, more, parted = [], [], []
+    for minutes, r in points:
+        d = first_divergence(start, r) if "games" in r else {"b_higher": 0, "b_lower": 0}
+        if d["b_higher"] + d["b_lower"]:
+            xs.append(minutes)
+            more.append(d["b_higher"])
+            parted.append(d["b_higher"] + d["b_lower"])
+    return xs, more, parted
+
+
 def plot_curve(reports: list[dict], out: str | Path, starts: Sequence[dict] = (), title: str | None = None) -> Path:
     """Learning curves for reading, not picking: wins (95% Wilson intervals) and consistent guesses of a
     run's kept checkpoints against the run's training minutes, one line per run and play mode (free or
@@ -241,8 +264,6 @@ def plot_curve(reports: list[dict], out: str | Path, starts: Sequence[dict] = ()
     a start report and the checkpoint's have their games, a third panel pairs them at each game's first
     different attempt (`evaluate.first_divergence`): the share of those games where the checkpoint's
     attempt is worth more for winning than the start's (ties left out; 50% = no better)."""
-    from wordle_mlx.play.evaluate import first_divergence, wilson_interval
-
     series: dict[tuple[str, str], list[tuple[float, dict]]] = {}
     for r in reports:
         run, minutes = _kept_point(r)
@@ -254,26 +275,14 @@ def plot_curve(reports: list[dict], out: str | Path, starts: Sequence[dict] = ()
         label = f"{run}, {'free' if mask == 'none' else mask}"
         paired = [s for s in starts if s.get("mask", "none") == mask and "games" in s]
         if paired:
-            xs, share, lo, hi = [], [], [], []
-            for minutes, r in sorted(points, key=lambda p: p[0]):
-                if "games" not in r:
-                    continue
-                d = first_divergence(paired[0], r)
-                n = d["b_higher"] + d["b_lower"]
-                if n:
-                    low, high = wilson_interval(d["b_higher"], n)
-                    xs.append(minutes)
-                    share.append(100 * d["b_higher"] / n)
-                    lo.append(max(share[-1] - 100 * low, 0.0))
-                    hi.append(max(100 * high - share[-1], 0.0))
+            xs, more, parted = _worth_more_counts(paired[0], sorted(points, key=lambda p: p[0]))
             if xs:
-                axes[2].errorbar(xs, share, yerr=[lo, hi], marker="o", capsize=3, label=label)
+                share, bars = _percent_bars(more, parted)
+                axes[2].errorbar(xs, share, yerr=bars, marker="o", capsize=3, label=label)
         points = sorted([(0.0, s) for s in starts if s.get("mask", "none") == mask] + points, key=lambda p: p[0])
         xs = [m for m, _ in points]
-        wins = np.array([100 * r["wins"] / r["n_games"] for _, r in points])
-        lo, hi = zip(*(wilson_interval(r["wins"], r["n_games"]) for _, r in points))
-        axes[0].errorbar(xs, wins, yerr=np.maximum([wins - 100 * np.array(lo), 100 * np.array(hi) - wins], 0), marker="o",
-                         capsize=3, label=label)
+        wins, bars = _percent_bars([r["wins"] for _, r in points], [r["n_games"] for _, r in points])
+        axes[0].errorbar(xs, wins, yerr=bars, marker="o", capsize=3, label=label)
         axes[1].plot(xs, [100 * (r.get("consistent_rate") or 0.0) for _, r in points], marker="o", label=label)
     axes[2].axhline(50, color="grey", linestyle="--", linewidth=1)
     for ax, name in ((axes[0], "wins (% of the eval words, 95% interval)"), (axes[1], "consistent guesses (%)"),
