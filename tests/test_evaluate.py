@@ -237,6 +237,15 @@ class TestIntervals(unittest.TestCase):
         self.assertEqual(evaluate.mcnemar_p(3, 3), 1.0)
         self.assertEqual(evaluate.mcnemar_p(0, 0), 1.0)
 
+    def test_mcnemar_split_needed_is_the_narrowest_split_beyond_chance(self):
+        needed = evaluate.mcnemar_split_needed(88)
+        self.assertLess(evaluate.mcnemar_p(88 - needed, needed), 0.05)
+        self.assertGreaterEqual(evaluate.mcnemar_p(88 - needed + 1, needed - 1), 0.05)
+        self.assertEqual(needed, 54)
+        self.assertEqual(evaluate.mcnemar_split_needed(6), 6)  # 6-0: p = 2/64
+        self.assertIsNone(evaluate.mcnemar_split_needed(5))  # 5-0: p = 2/32, never below 0.05
+        self.assertIsNone(evaluate.mcnemar_split_needed(0))
+
 
 class TestEvaluateCli(unittest.TestCase):
     def run_cli(self, *args):
