@@ -99,8 +99,10 @@ class TestInterrupt(unittest.TestCase):
                 wait_for_our_first_line(proc)
                 time.sleep(delay)
                 proc.send_signal(signal.SIGINT)
-                _, err = proc.communicate(timeout=120)
-                self.assertEqual(proc.returncode, 130, err)
+                out, err = proc.communicate(timeout=120)
+                # CI saw exit 0 once at delay 3.0 (the run finished its 500 steps: the Ctrl-C was lost); stdout
+                # says whether it ran to the end, for whoever meets it next
+                self.assertEqual(proc.returncode, 130, f"{err}\nstdout: {out[-800:]}")
                 self.assertNotIn("Traceback", err)
                 self.assertTrue(lines(err)[-1].startswith("interrupted"), err)
                 self.assertEqual(sum("interrupted" in l for l in lines(err)), 1, err)
