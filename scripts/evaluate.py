@@ -119,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
                 names = [str(r.get("label") or r["policy"].get("name", "?")) for r in reports]
                 print(f"paired over {d['games']} shared secrets: won by {names[0]} only {d['only_a']}, "
                       f"by {names[1]} only {d['only_b']}, by both {d['both']} (exact McNemar p = {d['p_value']:.2g})")
-                changed, needed = d["only_a"] + d["only_b"], evaluate.mcnemar_split_needed(d["only_a"] + d["only_b"])
-                if needed is not None and d["p_value"] >= 0.05:
+                changed = d["only_a"] + d["only_b"]
+                needed = evaluate.mcnemar_split_needed(changed) if d["p_value"] >= 0.05 else None
+                if needed is not None:
                     print(f"  of {changed} games won by one only, p < 0.05 needs a split of {needed} / {changed - needed} "
                           f"or wider (a lift of {2 * needed - changed} wins)")
                 c = evaluate.paired_consistency(*reports)
