@@ -8,6 +8,14 @@ one line and exits 130 for Ctrl-C, 143 for SIGTERM (128 + the signal: the shell 
 `train_sft && train_rl` stops after an interrupted SFT). A SIGINT that was ignored when the
 process started (a background job of a non-interactive shell, nohup) stays ignored.
 
+One moment used to lose a Ctrl-C: MLX's CPU backend asks the shell once per process whether g++
+exists (`system("g++ --version")`, at the first `mx.compile` trace), and glibc's `system()` sets
+SIGINT to ignored while it waits (~10 ms, far more on a cold or busy machine), which also discards
+one already pending; the run then went on to its end. So from the moment this package is located
+SIGINT is blocked (threads that OpenBLAS and MLX start inherit the block) and one thread takes it
+with `sigwait`, which still works while it is ignored: `interrupted`, exit 130 at once. `run` makes
+MLX ask before `main`, stops that thread and unblocks SIGINT in the main thread only.
+
 That exit is `os._exit` after flushing stdout and stderr (every file the trainers write is closed
 by then): once a KeyboardInterrupt has passed through CPython's C-level run loop (`PyRun_*`, which
 a library may call), CPython ends even a clean `sys.exit(130)` by killing itself with SIGINT
@@ -20,6 +28,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 from typing import Callable, NoReturn
 
 _SIGINT_IGNORED = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
@@ -43,8 +52,34 @@ def _install(handler) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+_START_UP = "ctrl-c at start-up"  # the thread that takes SIGINT until `run` calls `main`
+_WAKE = signal.SIGUSR2  # tells it that `run` has taken over
+
+
+def _take_ctrl_c_at_start_up() -> None:
+    if signal.sigwait({signal.SIGINT, _WAKE}) == signal.SIGINT:
+        _quit_now(signal.SIGINT, None)
+
+
+def _watch_start_up() -> None:
+    """Block SIGINT in this thread and every thread started after it, and take it in one of our own."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, _WAKE})
+    threading.Thread(target=_take_ctrl_c_at_start_up, name=_START_UP, daemon=True).start()
+
+
+def _stop_watching_start_up() -> None:
+    """Hand Ctrl-C to the main thread's handler; one that comes meanwhile waits, pending, for it."""
+    for thread in threading.enumerate():
+        if thread.name == _START_UP:
+            signal.pthread_kill(thread.ident, _WAKE)
+            thread.join()
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, _WAKE})  # a waiting Ctrl-C is raised here
+
+
 if sys.argv[:1] == ["-m"]:  # being located by `python -m scripts.NAME` (not imported by tests)
     _install(_quit_now)
+    if not _SIGINT_IGNORED and hasattr(signal, "pthread_sigmask"):
+        _watch_start_up()
 
 
 def _program_name() -> str:
@@ -57,8 +92,10 @@ def run(main: Callable[[], int | None]) -> NoReturn:
     sys.argv[0] = _program_name()  # argparse's usage line then says how the script is really run
     _install(_raise_interrupt)
     try:
+        _let_mlx_ask_for_its_compiler()
+        _stop_watching_start_up()
         code = _environment_error() or main()
-        if _received:  # a Ctrl-C swallowed on the way (CI once saw exit 0 after one at start-up)
+        if _received:  # a Ctrl-C whose KeyboardInterrupt a library swallowed on the way
             raise KeyboardInterrupt
     except BaseException as stop:
         if not (isinstance(stop, KeyboardInterrupt) or _received):
@@ -69,6 +106,18 @@ def run(main: Callable[[], int | None]) -> NoReturn:
         print(f"\n{text}", file=sys.stderr)
         _exit_now(128 + (_received[-1] if _received else signal.SIGINT))
     sys.exit(code or 0)
+
+
+def _let_mlx_ask_for_its_compiler() -> None:
+    """Trace one tiny `mx.compile` on the CPU (no kernel is built): MLX's once-per-process
+    `system("g++ --version")` happens now, while the start-up thread takes Ctrl-C, not mid-run."""
+    try:
+        import wordle_mlx  # noqa: F401  (OpenBLAS before MLX)
+        import mlx.core as mx
+    except ImportError:  # the script's own import says what is missing
+        return
+    with mx.stream(mx.cpu):
+        mx.compile(lambda x: x * 2 + 1)(mx.zeros(1))
 
 
 def _environment_error() -> int:

@@ -107,6 +107,35 @@ class TestInterrupt(unittest.TestCase):
                 self.assertTrue(lines(err)[-1].startswith("interrupted"), err)
                 self.assertEqual(sum("interrupted" in l for l in lines(err)), 1, err)
 
+    def test_ctrl_c_while_mlx_asks_the_shell_for_its_compiler_is_not_lost(self):
+        # MLX's CPU backend runs system("g++ --version") once per process, and glibc's system() ignores
+        # SIGINT while it waits: CI once lost a Ctrl-C there. A g++ that answers --version slowly makes
+        # that moment 3 s long; the real one does everything else (MLX's kernel builds).
+        import shutil
+
+        real = shutil.which("g++") or "false"
+        bin_dir, marker = self.logs / "bin", self.logs / "asked"
+        bin_dir.mkdir()
+        (bin_dir / "g++").write_text(f'#!/bin/sh\nif [ "$1" = --version ]; then touch {marker}; sleep 3; fi\n'
+                                     f'exec {real} "$@"\n')
+        (bin_dir / "g++").chmod(0o755)
+        env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+        proc = subprocess.Popen([sys.executable, "-m", "scripts.train_rl", "--config", "config/tiny_test.json",
+                                 "--set", f"logging.logs_dir={self.logs}", "--set", "logging.run_name=gxx",
+                                 "--set", "training.steps=200"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        deadline = time.time() + 120
+        while not marker.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        self.assertTrue(marker.exists(), "MLX never asked for g++")
+        time.sleep(0.5)  # well inside the 3 s answer
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+        self.assertEqual(proc.returncode, 130, f"{err}\nstdout: {out[-800:]}")
+        self.assertNotIn("Traceback", err)
+        self.assertTrue(lines(err)[-1].startswith("interrupted"), err)
+
     def test_an_interrupted_sft_stops_a_chained_grpo(self):
         cmd = (f"{sys.executable} -m scripts.train_sft --config config/tiny_test.json --set logging.logs_dir={self.logs} "
                "--set logging.run_name=chain --set sft.iters=500 --set sft.num_examples=8 --set sft.num_valid=2 "
