@@ -52,8 +52,8 @@ def _install(handler) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-_START_UP = "ctrl-c at start-up"  # the thread that takes SIGINT until `run` calls `main`
-_WAKE = signal.SIGUSR2  # tells it that `run` has taken over
+_WAKE = signal.SIGUSR2  # tells the start-up thread that `run` has taken over
+_start_up: list[threading.Thread] = []  # the thread that takes SIGINT until `run` calls `main`
 
 
 def _take_ctrl_c_at_start_up() -> None:
@@ -64,16 +64,17 @@ def _take_ctrl_c_at_start_up() -> None:
 def _watch_start_up() -> None:
     """Block SIGINT in this thread and every thread started after it, and take it in one of our own."""
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, _WAKE})
-    threading.Thread(target=_take_ctrl_c_at_start_up, name=_START_UP, daemon=True).start()
+    _start_up.append(threading.Thread(target=_take_ctrl_c_at_start_up, name="ctrl-c at start-up", daemon=True))
+    _start_up[0].start()
 
 
 def _stop_watching_start_up() -> None:
     """Hand Ctrl-C to the main thread's handler; one that comes meanwhile waits, pending, for it."""
-    for thread in threading.enumerate():
-        if thread.name == _START_UP:
-            signal.pthread_kill(thread.ident, _WAKE)
-            thread.join()
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, _WAKE})  # a waiting Ctrl-C is raised here
+    while _start_up:
+        thread = _start_up.pop()
+        signal.pthread_kill(thread.ident, _WAKE)
+        thread.join()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, _WAKE})  # a waiting Ctrl-C is raised here
 
 
 if sys.argv[:1] == ["-m"]:  # being located by `python -m scripts.NAME` (not imported by tests)

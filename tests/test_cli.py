@@ -14,12 +14,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def start(args: list[str], ignore_sigint: bool = False) -> subprocess.Popen:
+def start(args: list[str], ignore_sigint: bool = False, env: dict | None = None) -> subprocess.Popen:
     """A script as a shell would start it: SIGINT at its default, or ignored (a background job)."""
     def handlers():
         signal.signal(signal.SIGINT, signal.SIG_IGN if ignore_sigint else signal.SIG_DFL)
     return subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=handlers)
+                            text=True, preexec_fn=handlers, env=env)
 
 
 def wait_for_steps(path: Path, n: int, proc: subprocess.Popen, timeout: float = 180) -> None:
@@ -59,11 +59,13 @@ class TestInterrupt(unittest.TestCase):
     def tearDown(self):
         self.tmp.cleanup()
 
-    def train(self, script: str, name: str, ignore_sigint: bool = False) -> subprocess.Popen:
-        return start([f"scripts.{script}", "--config", "config/tiny_test.json", "--set", f"logging.logs_dir={self.logs}",
+    def train(self, script: str, name: str, ignore_sigint: bool = False, env: dict | None = None) -> subprocess.Popen:
+        proc = start([f"scripts.{script}", "--config", "config/tiny_test.json", "--set", f"logging.logs_dir={self.logs}",
                       "--set", f"logging.run_name={name}", "--set", "training.steps=500", "--set", "sft.iters=500",
                       "--set", "sft.num_examples=8", "--set", "sft.num_valid=2", "--set", "sft.checkpoint_every=1000",
-                      "--set", "sft.max_seq_tokens=2048"], ignore_sigint)
+                      "--set", "sft.max_seq_tokens=2048"], ignore_sigint, env)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())  # a failed test leaves no run behind
+        return proc
 
     def test_ctrl_c_saves_a_checkpoint_and_exits_130(self):
         for script in ("train_rl", "train_sft"):
@@ -100,8 +102,7 @@ class TestInterrupt(unittest.TestCase):
                 time.sleep(delay)
                 proc.send_signal(signal.SIGINT)
                 out, err = proc.communicate(timeout=120)
-                # CI saw exit 0 once at delay 3.0 (the run finished its 500 steps: the Ctrl-C was lost); stdout
-                # says whether it ran to the end, for whoever meets it next
+                # stdout says whether a run with exit 0 went to its end (a lost Ctrl-C: see the next test)
                 self.assertEqual(proc.returncode, 130, f"{err}\nstdout: {out[-800:]}")
                 self.assertNotIn("Traceback", err)
                 self.assertTrue(lines(err)[-1].startswith("interrupted"), err)
@@ -119,12 +120,7 @@ class TestInterrupt(unittest.TestCase):
         (bin_dir / "g++").write_text(f'#!/bin/sh\nif [ "$1" = --version ]; then touch {marker}; sleep 3; fi\n'
                                      f'exec {real} "$@"\n')
         (bin_dir / "g++").chmod(0o755)
-        env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-        proc = subprocess.Popen([sys.executable, "-m", "scripts.train_rl", "--config", "config/tiny_test.json",
-                                 "--set", f"logging.logs_dir={self.logs}", "--set", "logging.run_name=gxx",
-                                 "--set", "training.steps=200"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True,
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        proc = self.train("train_rl", "gxx", env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
         deadline = time.time() + 120
         while not marker.exists() and proc.poll() is None and time.time() < deadline:
             time.sleep(0.01)
