@@ -11,7 +11,7 @@
 Policies: random, consistent, frequent, candidate-entropy, entropy, optimal. Splits: eval (315), train (2,000), all (2,315);
 --words FILE: one allowed word per line (any of the 12,972, not only the 2,315 answers); the report keeps its sha256.
 The same --n and --seed give the same secrets for every policy and model. Models play greedily by
-default, all games batched; an invalid guess costs the turn and the game goes on.
+default, up to --games-at-once games (320) in one batch; an invalid guess costs the turn and the game goes on.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from wordle_mlx.wordle import solvers
 from wordle_mlx.play.endpoint import EndpointError
 from wordle_mlx.wordle import words as wordlists
 from scripts import make_parser, model_for_adapter, run
+
+GAMES_AT_ONCE = 320  # games in one batch: the 315 eval words in one, a long list without running out of memory
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,11 +60,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="legal-move mask on the <guess> span: allowed words, or allowed words not yet played "
                              "(default: the mask the adapter was trained with, else none)")
     parser.add_argument("--guided", action="store_true", help="the same as --mask allowed")
+    parser.add_argument("--games-at-once", type=int, default=GAMES_AT_ONCE, metavar="N",
+                        help=f"play at most N games in one batch (a model's memory grows with it: Gemma 3 270M "
+                             f"masked, about 2 GB per 100 games; default {GAMES_AT_ONCE}, all 315 eval words at once)")
     parser.add_argument("--json", type=Path, default=None, help="write the full report (with every game) here")
     parser.add_argument("--markdown", action="store_true", help="--compare: print a markdown table (with training minutes)")
     args = parser.parse_args(argv)
     if args.n is not None and args.n < 1:
         parser.error(f"--n: expected a positive number of games, got {args.n}")
+    if args.games_at_once < 1:
+        parser.error(f"--games-at-once: expected a positive number of games, got {args.games_at_once}")
     if args.temperature < 0:
         parser.error(f"--temperature: expected >= 0, got {args.temperature}")
     words_file = None
@@ -178,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         policy = solvers.make_policy(args.policy, seed=args.seed)
         label, meta = args.label or args.policy, {}
     try:
-        report = evaluate.evaluate(policy, secrets, **source, seed=args.seed, label=label, **meta)
+        report = evaluate.evaluate(policy, secrets, **source, seed=args.seed, label=label, **meta,
+                                   games_at_once=args.games_at_once)
     except EndpointError as err:  # an endpoint that dies mid-run: one line, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -312,6 +312,12 @@ class TestEvaluateWords(unittest.TestCase):
         self.assertEqual(proc.returncode, 0, proc.stderr)
         self.assertEqual(len(json.loads(out.read_text())["games"]), 2)
 
+    def test_games_at_once_below_one_is_one_error_line(self):
+        proc = run_script("scripts.evaluate", "--policy", "frequent", "--n", "3", "--games-at-once", "0")
+        self.assertEqual(proc.returncode, 2)
+        self.assertEqual(proc.stderr.splitlines()[-1], "error: --games-at-once: expected a positive number of games, "
+                                                       "got 0 (see python -m scripts.evaluate --help)")
+
     def test_the_first_word_that_is_not_allowed_is_named(self):
         path = self.dir / "bad.txt"
         path.write_text("crane\nsnafu\ncranx\nzzzzz\n")

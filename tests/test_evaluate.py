@@ -61,6 +61,55 @@ class TestPlayGames(unittest.TestCase):
         self.assertEqual(policy.calls, 3)  # one batched call per round, not per game
 
 
+class TestGamesAtOnce(unittest.TestCase):
+    """`games_at_once` bounds a round's batch; a finished game's place goes to the next secret."""
+
+    class Sizes(Policy):
+        """The frequent solver, recording each batch's size."""
+
+        name = "sizes"
+
+        def __init__(self):
+            from wordle_mlx.wordle.solvers import make_policy
+
+            self.solver, self.sizes = make_policy("frequent"), []
+
+        def guess_batch(self, histories):
+            self.sizes.append(len(histories))
+            return self.solver.guess_batch(histories)
+
+    SECRETS = ["crane", "pizza", "hello", "world", "fjord", "nymph", "awake"]
+
+    def play(self, games_at_once):
+        policy = self.Sizes()
+        games = evaluate.play_games(policy, self.SECRETS, games_at_once=games_at_once)
+        return policy.sizes, [(g.secret, [a["guess"] for a in g.attempts]) for g in games]
+
+    def test_no_batch_holds_more_games_than_the_bound(self):
+        sizes, _ = self.play(3)
+        self.assertEqual(max(sizes), 3)
+        self.assertGreater(len(sizes), 6)  # seven games cannot all be over in six rounds of three
+
+    def test_every_secret_is_played_in_order_as_all_at_once(self):
+        self.assertEqual(self.play(2)[1], self.play(None)[1])  # a deterministic policy plays the same games
+
+    def test_a_bound_above_the_games_is_all_at_once(self):
+        sizes, _ = self.play(100)
+        self.assertEqual(sizes[0], len(self.SECRETS))
+
+    def test_the_report_records_the_bound_where_it_split_the_games(self):
+        from wordle_mlx.wordle.solvers import make_policy
+
+        self.assertEqual(evaluate.evaluate(make_policy("frequent"), self.SECRETS, progress=False,
+                                           games_at_once=3)["games_at_once"], 3)
+        self.assertNotIn("games_at_once", evaluate.evaluate(make_policy("frequent"), self.SECRETS, progress=False,
+                                                            games_at_once=7))
+
+    def test_a_bound_below_one_is_refused(self):
+        with self.assertRaises(ValueError):
+            evaluate.play_games(self.Sizes(), self.SECRETS, games_at_once=0)
+
+
 class TestProgress(unittest.TestCase):
     """The bar moves with every turn (and within a model's batch), not only when games end."""
 

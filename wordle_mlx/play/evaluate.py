@@ -11,6 +11,7 @@ attempts, invalid_guesses, invalid_guess_rate, valid_guess_rate, invalid_reasons
 consistent_rate (valid guesses after the first turn that fit all feedback so far),
 repeat_rate (attempts repeating an earlier guess of the game), format_compliance (models only:
 completions in the exact <think>..</think><guess>..</guess> layout with a valid word), wall_seconds,
+games_at_once (only where fewer games than secrets played in one batch),
 games (secret, won, guesses, feedback, invalid reason and, for models, the completion per attempt).
 For a model the invalid reason is the parser's (no_guess_tag, wrong_length, ...).
 The table also breaks the guesses that do not fit down by the constraint they break
@@ -71,15 +72,20 @@ def play_games(
     hard_mode: bool = False,
     on_game_end: Callable[[int, GameRecord], None] | None = None,
     on_progress: Callable[[float, int, int], None] | None = None,
+    games_at_once: int | None = None,
 ) -> list[GameRecord]:
     """Play one game per secret with `policy` (anything with `guess_batch(histories)`);
-    `on_game_end(index, record)` is called as soon as each game is over. `on_progress(turns, done,
+    `on_game_end(index, record)` is called as soon as each game is over. `games_at_once` bounds the
+    games in one round's batch (a model's memory grows with it): the first that many unfinished games
+    play each round, and a finished game's place goes to the next secret (None: all at once). `on_progress(turns, done,
     won)` counts turns played (a finished game counts all `max_guesses`, so the total is
     len(secrets) * max_guesses), games finished and won; it is called after every round and, for a
     policy with an `on_progress` attribute (a model), within the round as its batch decodes."""
+    if games_at_once is not None and games_at_once < 1:
+        raise ValueError(f"games_at_once: expected a positive number of games, got {games_at_once}")
     games = [GameRecord(s, GameState(s, max_guesses=max_guesses, hard_mode=hard_mode)) for s in secrets]
     while True:
-        active = [g for g in games if not g.finished]
+        active = [g for g in games if not g.finished][:games_at_once]
         if on_progress is not None:
             turns = sum(max_guesses if g.finished else len(g.attempts) for g in games)
             done, won = len(games) - len(active), sum(g.won for g in games)
@@ -216,19 +222,21 @@ def progress_columns() -> list:
             BarColumn(bar_width=20), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
 
 
-def evaluate(policy, secrets: Sequence[str], progress: bool = True, **meta) -> dict:
-    """Play all games (with a rich progress bar) and return the JSON-ready report."""
+def evaluate(policy, secrets: Sequence[str], progress: bool = True, games_at_once: int | None = None, **meta) -> dict:
+    """Play all games (with a rich progress bar; at most `games_at_once` in one batch) and return the JSON-ready report."""
     start = time.perf_counter()
     if progress:
         from rich.progress import Progress
 
         with Progress(*progress_columns(), transient=True) as bar:
             task = bar.add_task("games", total=len(secrets) * MAX_GUESSES, done=0, won=0, games=len(secrets))
-            games = play_games(policy, secrets, on_progress=lambda turns, done, won: bar.update(
-                task, completed=turns, done=done, won=won))
+            games = play_games(policy, secrets, games_at_once=games_at_once, on_progress=lambda turns, done, won:
+                               bar.update(task, completed=turns, done=done, won=won))
     else:
-        games = play_games(policy, secrets)
+        games = play_games(policy, secrets, games_at_once=games_at_once)
     report = {"policy": policy.describe(), **meta, **summarize(games)}
+    if games_at_once is not None and games_at_once < len(secrets):
+        report["games_at_once"] = games_at_once  # batches of other sizes can part a greedy game by float rounding
     report["wall_seconds"] = round(time.perf_counter() - start, 3)
     report["games"] = [g.to_json() for g in games]
     return report
