@@ -105,6 +105,12 @@ class TestGamesAtOnce(unittest.TestCase):
         self.assertNotIn("games_at_once", evaluate.evaluate(make_policy("frequent"), self.SECRETS, progress=False,
                                                             games_at_once=7))
 
+    def test_progress_counts_only_finished_games_as_done(self):
+        seen = []
+        evaluate.play_games(self.Sizes(), self.SECRETS, games_at_once=3, on_progress=lambda *a: seen.append(a))
+        self.assertEqual(seen[0][1], 0)  # waiting games are not done
+        self.assertEqual(seen[-1][1], len(self.SECRETS))
+
     def test_a_bound_below_one_is_refused(self):
         with self.assertRaises(ValueError):
             evaluate.play_games(self.Sizes(), self.SECRETS, games_at_once=0)

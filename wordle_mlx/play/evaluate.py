@@ -88,7 +88,7 @@ def play_games(
         active = [g for g in games if not g.finished][:games_at_once]
         if on_progress is not None:
             turns = sum(max_guesses if g.finished else len(g.attempts) for g in games)
-            done, won = len(games) - len(active), sum(g.won for g in games)
+            done, won = sum(g.finished for g in games), sum(g.won for g in games)
             on_progress(turns, done, won)
             if hasattr(policy, "on_progress"):
                 policy.on_progress = lambda f, t=turns, n=len(active), d=done, w=won: on_progress(t + f * n, d, w)
